@@ -1,0 +1,74 @@
+"""Shared fixtures: tiny IDX files written by the tests, the real data folder, one Ray start."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tune_ae.data import IMAGE_MAGIC, LABEL_MAGIC, STEMS
+
+# No test may reach the network: every data lookup that misses must fail, not download.
+os.environ["TUNE_AE_NO_DOWNLOAD"] = "1"
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+
+def idx_bytes(array: np.ndarray, magic: int) -> bytes:
+    header = struct.pack(f">i{array.ndim}i", magic, *array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def write_idx(path: Path, array: np.ndarray, magic: int) -> Path:
+    data = idx_bytes(array, magic)
+    path.write_bytes(gzip.compress(data) if path.suffix == ".gz" else data)
+    return path
+
+
+def tiny_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """n 28x28 images of 10 'classes': a bright bar whose row depends on the class, plus noise.
+
+    Structured enough that an autoencoder's loss visibly falls within a few epochs.
+    """
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 10
+    images = rng.integers(0, 40, size=(n, 28, 28))
+    for i, c in enumerate(labels):
+        images[i, 2 + 2 * c : 5 + 2 * c, 4:24] = 200 + rng.integers(0, 50)
+    return images.astype(np.uint8), labels.astype(np.uint8)
+
+
+def write_dataset(folder: Path, n_train: int = 300, n_test: int = 60, gz: bool = True) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    suffix = ".gz" if gz else ""
+    for split, n, seed in (("train", n_train, 0), ("test", n_test, 1)):
+        images, labels = tiny_images(n, seed)
+        write_idx(folder / (STEMS[split, "images"] + suffix), images, IMAGE_MAGIC)
+        write_idx(folder / (STEMS[split, "labels"] + suffix), labels, LABEL_MAGIC)
+    return folder
+
+
+@pytest.fixture
+def tiny_dir(tmp_path: Path) -> Path:
+    return write_dataset(tmp_path / "tiny")
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory, monkeypatch):
+    """Each test gets an empty user cache, so a developer's own cache cannot leak in."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(scope="session")
+def real_data_dir() -> Path:
+    """The full Fashion-MNIST folder from $TUNE_AE_DATA: required in CI, skipped elsewhere."""
+    folder = os.environ.get("TUNE_AE_DATA")
+    if folder and all((Path(folder) / (s + ".gz")).is_file() or (Path(folder) / s).is_file() for s in STEMS.values()):
+        return Path(folder)
+    message = f"real Fashion-MNIST not found (TUNE_AE_DATA={folder!r})"
+    if os.environ.get("CI"):
+        pytest.fail(message + "; CI must export TUNE_AE_DATA", pytrace=False)
+    pytest.skip(message)

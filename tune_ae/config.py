@@ -1,0 +1,84 @@
+"""Configuration of one trial: a frozen dataclass whose defaults are the report's study.
+
+Everything that changes what a trial computes lives here, so a trial is fully described by
+`dataclasses.asdict(config)`. Validation happens at construction: a bad value never reaches
+Ray or the training loop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+OUTPUT_ACTIVATIONS = ("relu", "sigmoid", "identity")
+PRECISIONS = ("fp32", "bf16")
+
+
+class ConfigError(ValueError):
+    """A configuration value is unknown or out of range; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    hidden: int = 512  # width of the code layer h; the report trains 64, 128, 256 and 512
+    dropout: float = 0.1  # dropout probability on the hidden layer (report: 0.1)
+    lr: float = 1e-3  # Adam learning rate; the report keeps PyTorch's default 1e-3
+    batch_size: int = 1000  # minibatch size, reshuffled every epoch (report: 1000)
+    epochs: int = 400  # full passes over the training set (report: 400)
+    seed: int = 0  # seeds initialisation, shuffling and dropout; same seed, same run on CPU
+    output_activation: str = "relu"  # decoder output: "relu" as in the report, or sigmoid/identity
+    precision: str = "fp32"  # "fp32", or "bf16" autocast for the matmuls
+
+    def __post_init__(self) -> None:
+        _check_int(self, "hidden", minimum=1)
+        _check_float(self, "dropout")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        _check_float(self, "lr")
+        if not self.lr > 0.0:
+            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        _check_int(self, "batch_size", minimum=1)
+        _check_int(self, "epochs", minimum=1)
+        _check_int(self, "seed", minimum=0)
+        _check_choice(self, "output_activation", OUTPUT_ACTIVATIONS)
+        _check_choice(self, "precision", PRECISIONS)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "TrialConfig":
+        """Build from a plain dict (e.g. Ray Tune's trial config); unknown keys are an error."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(
+                f"unknown trial config key(s) {', '.join(unknown)}; "
+                f"valid keys are {', '.join(sorted(known))}"
+            )
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _check_int(config: TrialConfig, name: str, minimum: int) -> None:
+    value = getattr(config, name)
+    # bool is an int subclass; True as a hidden size is a mistake, not 1.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+
+
+def _check_float(config: TrialConfig, name: str) -> None:
+    value = getattr(config, name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number, got {value!r}")
+    # Normalise ints (e.g. dropout=0) so equal configs compare and serialise equal.
+    object.__setattr__(config, name, float(value))
+
+
+def _check_choice(config: TrialConfig, name: str, choices: tuple[str, ...]) -> None:
+    value = getattr(config, name)
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
