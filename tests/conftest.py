@@ -72,3 +72,22 @@ def real_data_dir() -> Path:
     if os.environ.get("CI"):
         pytest.fail(message + "; CI must export TUNE_AE_DATA", pytrace=False)
     pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One Ray start for all in-process sweep tests: 2 CPUs and one logical (CUDA-less) GPU."""
+    import ray
+
+    ray.init(address="local", num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: float = 300, **popen):
+    """`python -m tune_ae.run ARGS` in a subprocess; returns the CompletedProcess."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "tune_ae.run", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})}, **popen)

@@ -82,3 +82,34 @@ def _check_choice(config: TrialConfig, name: str, choices: tuple[str, ...]) -> N
     value = getattr(config, name)
     if value not in choices:
         raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+
+
+SCHEDULERS = ("fifo", "asha")
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """How a sweep runs (not what a trial computes): resources, fault tolerance, storage."""
+
+    storage_path: str  # absolute folder (or cloud URI) holding every experiment
+    name: str  # experiment folder under storage_path
+    cpus_per_trial: float = 1.0  # CPU cores per trial; also its torch thread count
+    gpus_per_trial: float | None = None  # GPU fraction per trial; None = share visible GPUs evenly
+    scheduler: str = "fifo"  # "fifo" runs every trial to the end; "asha" stops poor ones early
+    max_failures: int = 3  # retries of a crashed trial, each from its latest checkpoint
+    checkpoint_every: int = 10  # epochs between checkpoints (and always at the last epoch)
+    keep_checkpoints: int = 2  # newest checkpoints kept per trial
+
+    def __post_init__(self) -> None:
+        if isinstance(self.cpus_per_trial, bool) or not isinstance(self.cpus_per_trial, (int, float)) or not self.cpus_per_trial > 0:
+            raise ConfigError(f"cpus-per-trial must be > 0, got {self.cpus_per_trial!r}")
+        if self.gpus_per_trial is not None and not 0 <= self.gpus_per_trial <= 1 and self.gpus_per_trial != int(self.gpus_per_trial):
+            raise ConfigError(f"gpus-per-trial must be auto, a fraction in [0, 1] or a whole number, got {self.gpus_per_trial!r}")
+        if self.gpus_per_trial is not None and self.gpus_per_trial < 0:
+            raise ConfigError(f"gpus-per-trial must be >= 0, got {self.gpus_per_trial!r}")
+        _check_choice(self, "scheduler", SCHEDULERS)
+        _check_int(self, "max_failures", minimum=0)
+        _check_int(self, "checkpoint_every", minimum=1)
+        _check_int(self, "keep_checkpoints", minimum=1)
+        if not self.name or "/" in self.name or self.name in (".", ".."):
+            raise ConfigError(f"name must be a plain folder name, got {self.name!r}")

@@ -1,0 +1,62 @@
+import json
+
+import pandas as pd
+import pytest
+
+from tune_ae import results
+
+
+def fake_trial(folder, trial_id, hidden, epochs_reported, planned=3, error=False, checkpoints=()):
+    trial_dir = folder / f"train_autoencoder_{trial_id}"
+    trial_dir.mkdir(parents=True)
+    (trial_dir / "params.json").write_text("{}")
+    lines = []
+    for i, epoch in enumerate(epochs_reported):
+        lines.append(json.dumps({
+            "trial_id": trial_id, "hidden": hidden, "dropout": 0.1, "lr": 1e-3, "seed": 0, "batch_size": 10,
+            "epochs": planned, "output_activation": "relu", "precision": "fp32", "epoch": epoch,
+            "train_loss": 0.1 / epoch + i * 1e-6, "val_loss": 0.2 / epoch, "epoch_time_s": 1.0,
+            "images_per_s": 10.0, "parameters": 5, "device": "cpu", "threads": 1, "node_id": "n",
+            "trial_started_at": 100.0, "reported_at": 100.0 + 2 * (i + 1),
+        }))
+    (trial_dir / "result.json").write_text("\n".join(lines) + "\n" + '{"cut sho')  # a killed writer's last line
+    if error:
+        (trial_dir / "error.txt").write_text("boom")
+    for c in checkpoints:
+        (trial_dir / f"checkpoint_{c:06d}").mkdir()
+    return trial_dir
+
+
+def test_epochs_once_each_last_report_wins_and_trial_summary(tmp_path):
+    a = fake_trial(tmp_path, "a", 64, [1, 2, 3, 2, 3], checkpoints=(2, 10))
+    fake_trial(tmp_path, "b", 32, [1, 2], error=True)
+    fake_trial(tmp_path, "c", 16, [1], planned=5)
+    epochs = results.load_epochs(tmp_path)
+    assert epochs.groupby("trial_id")["epoch"].apply(list).to_dict() == {"a": [1, 2, 3], "b": [1, 2], "c": [1]}
+    # The re-reported epoch 2 of trial a (the 4th line) replaced the first report.
+    assert epochs[(epochs.trial_id == "a") & (epochs.epoch == 2)]["train_loss"].item() == pytest.approx(0.05 + 3e-6)
+
+    trials = results.summarise_trials(epochs).set_index("trial_id")
+    assert trials.loc["a", "status"] == "done" and trials.loc["b", "status"] == "error"
+    assert trials.loc["c", "status"] == "stopped"
+    assert trials.loc["a", "best_epoch"] == 3 and trials.loc["a", "best_val_loss"] == pytest.approx(0.2 / 3)
+    assert trials.loc["a", "epochs_done"] == 3 and trials.loc["a", "wall_time_s"] == pytest.approx(10.0)
+    assert trials.loc["a", "checkpoint"] == str(a / "checkpoint_000010")
+    assert pd.isna(trials.loc["b", "checkpoint"])
+
+
+def test_save_tables_parquet_and_csv_agree(tmp_path):
+    fake_trial(tmp_path, "a", 64, [1, 2, 3])
+    paths = results.save_tables(tmp_path)
+    assert set(paths) == {"epochs.parquet", "epochs.csv", "trials.parquet", "trials.csv"}
+    parquet, csv = pd.read_parquet(paths["epochs.parquet"]), pd.read_csv(paths["epochs.csv"])
+    assert parquet["val_loss"].tolist() == pytest.approx(csv["val_loss"].tolist())
+    assert results.load_table(tmp_path, "trials")["trial_id"].tolist() == ["a"]
+
+
+def test_tables_without_saved_files_and_empty_folders(tmp_path):
+    fake_trial(tmp_path / "x", "a", 64, [1])
+    assert len(results.load_table(tmp_path / "x", "epochs")) == 1
+    assert results.load_epochs(tmp_path / "empty").empty
+    with pytest.raises(ValueError, match="table must be one of epochs, trials"):
+        results.load_table(tmp_path, "nope")

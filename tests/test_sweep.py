@@ -1,0 +1,36 @@
+"""The Tuner as built by sweep.py, run in-process on one shared Ray instance (2 CPUs, 1 logical GPU)."""
+
+from tune_ae import results, sweep
+from tune_ae.config import SweepSettings
+from tune_ae.data import load_fashion_mnist
+from tune_ae.grids import Grid
+
+from conftest import write_dataset
+
+
+def settings(tmp_path, name, **kw):
+    return SweepSettings(storage_path=str(tmp_path / "store"), name=name, **kw)
+
+
+def test_auto_gpu_share_splits_the_card_among_concurrent_trials(ray_session, tmp_path):
+    paper_shape = Grid(hidden=(64, 128, 256, 512), epochs=1)
+    assert sweep.gpus_per_trial(settings(tmp_path, "a", cpus_per_trial=0.5), 4) == 0.25
+    # Only 2 trials fit the CPUs at once: each may take half the card.
+    assert sweep.gpus_per_trial(settings(tmp_path, "a", cpus_per_trial=1), 4) == 0.5
+    assert sweep.gpus_per_trial(settings(tmp_path, "a", gpus_per_trial=0.0), 4) == 0.0
+    assert sweep.trial_resources(paper_shape, settings(tmp_path, "a", cpus_per_trial=0.5)) == {"cpu": 0.5, "gpu": 0.25}
+
+
+def test_quarter_gpus_run_four_trials_concurrently_on_cpu(ray_session, tmp_path):
+    data = load_fashion_mnist(write_dataset(tmp_path / "d", n_train=2000, n_test=200), expect_full=False)
+    grid = Grid(hidden=(64, 128, 256, 512), epochs=12, batch_size=100)
+    s = settings(tmp_path, "gpu", cpus_per_trial=0.5, gpus_per_trial=0.25)
+    sweep.build_tuner(grid, s, data).fit()
+
+    trials = results.load_trials(tmp_path / "store" / "gpu")
+    assert len(trials) == 4 and (trials["status"] == "done").all()
+    # Every trial started before any trial ended: all four held their quarter GPU at once.
+    assert trials["started_at"].max() < trials["ended_at"].min()
+    # The logical GPU has no CUDA behind it: each trial fell back to the CPU, one thread.
+    epochs = results.load_epochs(tmp_path / "store" / "gpu")
+    assert set(epochs["device"]) == {"cpu"} and set(epochs["threads"]) == {1}

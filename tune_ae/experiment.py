@@ -1,0 +1,112 @@
+"""The experiment folder's own record: `tune_ae.json` (what ran, how, with which versions).
+
+Written before the first trial starts, so even a sweep killed in its first second leaves a
+folder that says what it was, and that `--resume` can pick up.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+from tune_ae.config import ConfigError, SweepSettings
+from tune_ae.grids import Grid
+
+META_FILE = "tune_ae.json"
+DEFAULT_STORAGE = Path.home() / "tune_ae_results"
+PACKAGES = ("tune_ae", "torch", "torchvision", "ray", "numpy", "pandas", "pyarrow", "matplotlib", "seaborn")
+
+
+def is_uri(path: str) -> bool:
+    return "://" in path
+
+
+def check_storage(path: str) -> str:
+    """An absolute, writable storage path (URIs pass through to Ray untouched)."""
+    if is_uri(path):
+        return path
+    folder = Path(path).expanduser().resolve()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise ConfigError(
+            f"storage path {folder} is not writable ({err.strerror or err}); pass --storage-path DIR with a folder you can write"
+        ) from None
+    return str(folder)
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def git_commit() -> str | None:
+    """The commit of the tune_ae checkout (with '-dirty' if it has local changes), if any."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+        if commit.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True, timeout=5)
+        return commit.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def this_run(ray_address: str | None) -> dict:
+    return {
+        "command": [Path(sys.executable).name, "-m", "tune_ae.run", *sys.argv[1:]],
+        "cwd": os.getcwd(),
+        "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "ray_address": ray_address,
+        "versions": versions(),
+        "git_commit": git_commit(),
+    }
+
+
+def write_meta(folder: Path, grid_name: str, grid: Grid, settings: SweepSettings, data_info: dict, run: dict) -> Path:
+    """Create or extend the record: the resolved sweep once, then one entry per run/resume."""
+    path = folder / META_FILE
+    meta = read_meta(folder) if path.is_file() else {
+        "grid_name": grid_name,
+        "grid": grid.to_dict(),
+        "settings": settings.__dict__.copy(),
+        "data": data_info,
+        "runs": [],
+    }
+    meta["runs"].append(run)
+    folder.mkdir(parents=True, exist_ok=True)
+    # Write to a temporary file and rename: a crash mid-write never leaves a broken record.
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def read_meta(folder: str | Path) -> dict:
+    return json.loads((Path(folder) / META_FILE).read_text())
+
+
+def latest_experiment(storage_path: str) -> Path | None:
+    """The most recently started experiment under `storage_path`, by its record's mtime."""
+    records = sorted(Path(storage_path).glob(f"*/{META_FILE}"), key=lambda p: p.stat().st_mtime)
+    return records[-1].parent if records else None
+
+
+def default_name(grid_name: str) -> str:
+    return f"{grid_name}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"

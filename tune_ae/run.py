@@ -1,0 +1,130 @@
+"""`python -m tune_ae.run --grid paper`: run (or resume) a sweep and write its results.
+
+The only module that parses arguments. Everything it is given is validated before Ray
+starts; a bad value ends the command with one `error:` line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from tune_ae.config import SCHEDULERS, ConfigError, SweepSettings, TrialConfig
+from tune_ae.grids import GRIDS, Grid, resolve
+from tune_ae import experiment
+
+USAGE_ERROR = 2
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, no usage dump
+        self.exit(USAGE_ERROR, f"error: {message} (see python -m tune_ae.run --help)\n")
+
+
+def gpus_arg(text: str) -> float | None:
+    if text == "auto":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a number, got {text!r}") from None
+
+
+def build_parser() -> Parser:
+    grids = "; ".join(f"{name}: hidden {list(g.hidden)}, dropout {list(g.dropout)}, lr {list(g.lr)}, "
+                      f"{g.epochs} epochs" for name, g in GRIDS.items())
+    p = Parser(prog="python -m tune_ae.run", description="Sweep autoencoders on Fashion-MNIST with Ray Tune.",
+               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--grid", choices=GRIDS, default=None, help=f"named grid (default paper). {grids}")
+    g = p.add_argument_group("grid overrides (default: the grid's own values)")
+    g.add_argument("--hidden", type=int, nargs="+", help="hidden sizes h")
+    g.add_argument("--dropout", type=float, nargs="+", help="dropout rates")
+    g.add_argument("--lr", type=float, nargs="+", help="Adam learning rates")
+    g.add_argument("--epochs", type=int, help="epochs per trial")
+    g.add_argument("--batch-size", type=int, help="minibatch size")
+    g.add_argument("--seeds", type=int, help="repeats per grid point (seeds 0..N-1)")
+    g.add_argument("--subset", type=int, help="training images kept, class-balanced (test: N/6)")
+    g.add_argument("--precision", choices=("fp32", "bf16"), help="matmul precision")
+    g.add_argument("--output-activation", choices=("relu", "sigmoid", "identity"), help="decoder output")
+    r = p.add_argument_group("where and how it runs")
+    r.add_argument("--data-dir", help="folder with the Fashion-MNIST IDX files (else $TUNE_AE_DATA, cache, download)")
+    r.add_argument("--storage-path", default=str(experiment.DEFAULT_STORAGE), help="folder or URI for experiments")
+    r.add_argument("--name", help="experiment name (default GRID-DATE-TIME)")
+    r.add_argument("--resume", action="store_true", help="continue experiment --name (default: the newest one)")
+    r.add_argument("--address", default=None, help="join this Ray cluster (also $RAY_ADDRESS) instead of a local one")
+    r.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPU cores (torch threads) per trial")
+    r.add_argument("--gpus-per-trial", type=gpus_arg, default=None, help="GPU share per trial; auto = split GPUs evenly")
+    r.add_argument("--scheduler", choices=SCHEDULERS, default="fifo", help="asha stops poor trials early")
+    r.add_argument("--max-failures", type=int, default=3, help="retries per crashed trial, from its checkpoint")
+    r.add_argument("--checkpoint-every", type=int, default=10, help="epochs between checkpoints")
+    r.add_argument("--keep-checkpoints", type=int, default=2, help="checkpoints kept per trial")
+    return p
+
+
+GRID_FLAGS = ("hidden", "dropout", "lr", "epochs", "batch_size", "seeds", "subset", "precision", "output_activation")
+
+
+def plan(args: argparse.Namespace) -> tuple[str, Grid, SweepSettings, str | None, bool]:
+    """Everything the sweep needs, validated: grid name, grid, settings, data dir, resume?"""
+    storage = experiment.check_storage(args.storage_path)
+    if args.resume:
+        given = [f"--{f.replace('_', '-')}" for f in GRID_FLAGS if getattr(args, f) is not None]
+        if args.grid or given:
+            raise ConfigError(f"--resume continues the experiment as it was started; drop {' '.join(given) or '--grid'}")
+        folder = Path(storage) / args.name if args.name else experiment.latest_experiment(storage)
+        if folder is None or not (folder / experiment.META_FILE).is_file():
+            raise ConfigError(f"nothing to resume: no tune_ae experiment {'at ' + str(folder) if folder else 'under ' + storage}; "
+                              "check --storage-path and --name")
+        meta = experiment.read_meta(folder)
+        grid = Grid(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["grid"].items()})
+        settings = SweepSettings(**{**meta["settings"], "storage_path": storage, "name": folder.name})
+        return meta["grid_name"], grid, settings, args.data_dir or meta["data"]["folder"], True
+    grid_name = args.grid or "paper"
+    grid = resolve(grid_name, **{f: getattr(args, f) for f in GRID_FLAGS})
+    settings = SweepSettings(
+        storage_path=storage, name=args.name or experiment.default_name(grid_name),
+        cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, scheduler=args.scheduler,
+        max_failures=args.max_failures, checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints,
+    )
+    if (Path(storage) / settings.name).exists():
+        raise ConfigError(f"experiment {settings.name} already exists in {storage}; pass --resume to continue it or a new --name")
+    return grid_name, grid, settings, args.data_dir, False
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        grid_name, grid, settings, data_dir, resuming = plan(args)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return USAGE_ERROR
+    from tune_ae.data import DataError, load_fashion_mnist  # torch import deferred past flag checks
+
+    try:
+        data = load_fashion_mnist(data_dir, subset=grid.subset)
+    except DataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return USAGE_ERROR
+
+    from tune_ae import results, sweep  # ray import deferred past flag checks
+
+    address = args.address or os.environ.get("RAY_ADDRESS")
+    folder = sweep.run(grid_name, grid, settings, data, resuming, address)
+    paths = results.save_tables(folder)
+    trials = results.load_table(folder, "trials")
+    print_summary(trials, folder, paths)
+    return 0 if (trials["status"] != "error").all() else 1
+
+
+def print_summary(trials, folder: Path, paths: dict) -> None:
+    columns = ["hidden", "dropout", "lr", "seed", "epochs_done", "final_train_loss", "final_val_loss",
+               "best_val_loss", "best_epoch", "wall_time_s", "device", "status"]
+    print("\n" + trials[columns].to_string(index=False, float_format=lambda v: f"{v:.5g}"))
+    print(f"\nexperiment: {folder}")
+    for name, path in paths.items():
+        print(f"  {name}: {path}")
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""Build (or restore) the one `tune.Tuner` that runs a grid: resources, storage, fault tolerance."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Callable
+
+import ray
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler
+
+from tune_ae import experiment
+from tune_ae.config import ConfigError, SweepSettings
+from tune_ae.data import FashionMNIST
+from tune_ae.grids import Grid
+from tune_ae.trainable import train_autoencoder
+
+METRIC, MODE = "val_loss", "min"
+
+
+def gpus_per_trial(settings: SweepSettings, n_trials: int) -> float:
+    """The GPU share of one trial; `None` (auto) shares the cluster's GPUs among concurrent trials.
+
+    Concurrency is bounded by the trial count and by the CPUs: the paper grid (4 trials) on
+    one GPU gets 0.25 each, so all four train on the card at once.
+    """
+    if settings.gpus_per_trial is not None:
+        return settings.gpus_per_trial
+    resources = ray.cluster_resources()
+    gpus, cpus = resources.get("GPU", 0.0), resources.get("CPU", 1.0)
+    if gpus == 0:
+        return 0.0
+    concurrent = max(1, min(n_trials, math.floor(cpus / settings.cpus_per_trial)))
+    # Rounded down to 1/10000, Ray's resource granularity, so the shares never add up past the card.
+    return min(1.0, math.floor(gpus / concurrent * 10_000) / 10_000)
+
+
+def trial_resources(grid: Grid, settings: SweepSettings) -> dict:
+    # Always name the CPUs: a GPU-only request would ask Ray for 0 CPUs per trial.
+    return {"cpu": settings.cpus_per_trial, "gpu": gpus_per_trial(settings, len(grid.trial_configs()))}
+
+
+def param_space(grid: Grid) -> dict:
+    """TrialConfig fields; the swept ones as grid_search, the shared ones as constants."""
+    return {
+        "hidden": tune.grid_search(list(grid.hidden)),
+        "dropout": tune.grid_search(list(grid.dropout)),
+        "lr": tune.grid_search(list(grid.lr)),
+        "seed": tune.grid_search(list(range(grid.seeds))),
+        "batch_size": grid.batch_size,
+        "epochs": grid.epochs,
+        "output_activation": grid.output_activation,
+        "precision": grid.precision,
+    }
+
+
+def wrapped_trainable(settings: SweepSettings, data: FashionMNIST, resources: dict, trainable: Callable):
+    # with_parameters puts `data` in the object store once; each trial fetches it from there.
+    fn = tune.with_parameters(trainable, data=data, checkpoint_every=settings.checkpoint_every)
+    return tune.with_resources(fn, resources)
+
+
+def build_tuner(
+    grid: Grid,
+    settings: SweepSettings,
+    data: FashionMNIST,
+    trainable: Callable = train_autoencoder,
+) -> tune.Tuner:
+    resources = trial_resources(grid, settings)
+    scheduler = None
+    if settings.scheduler == "asha":
+        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=grid.epochs, grace_period=min(10, grid.epochs))
+    return tune.Tuner(
+        wrapped_trainable(settings, data, resources, trainable),
+        param_space=param_space(grid),
+        tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, scheduler=scheduler),
+        run_config=tune.RunConfig(
+            name=settings.name,
+            storage_path=settings.storage_path,
+            failure_config=tune.FailureConfig(max_failures=settings.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=settings.keep_checkpoints),
+            verbose=1,
+        ),
+    )
+
+
+def restore_tuner(
+    experiment_dir: str | Path,
+    grid: Grid,
+    settings: SweepSettings,
+    data: FashionMNIST,
+    trainable: Callable = train_autoencoder,
+) -> tune.Tuner:
+    """Continue an interrupted sweep; unfinished and errored trials restart from their checkpoints."""
+    resources = trial_resources(grid, settings)
+    return tune.Tuner.restore(
+        str(experiment_dir),
+        trainable=wrapped_trainable(settings, data, resources, trainable),
+        resume_unfinished=True,
+        resume_errored=True,
+    )
+
+
+def can_resume(experiment_dir: str | Path) -> bool:
+    return tune.Tuner.can_restore(str(experiment_dir))
+
+
+def start_ray(address: str | None) -> None:
+    """Join `address`, or start an embedded single-node Ray sized to this machine."""
+    if address:
+        ray.init(address=address)
+    else:
+        ray.init(address="local", include_dashboard=False)
+
+
+def run(
+    grid_name: str,
+    grid: Grid,
+    settings: SweepSettings,
+    data: FashionMNIST,
+    resuming: bool,
+    address: str | None = None,
+    trainable: Callable = train_autoencoder,
+) -> Path:
+    """Run (or resume) the sweep to the end; returns the experiment folder."""
+    folder = Path(settings.storage_path) / settings.name
+    start_ray(address)
+    try:
+        if resuming and not can_resume(folder):
+            raise ConfigError(f"{folder} holds no Tune state to resume (the sweep never started); start it anew")
+        data_info = {"folder": data.folder, "subset": grid.subset,
+                     "train_images": len(data.train_images), "test_images": len(data.test_images)}
+        experiment.write_meta(folder, grid_name, grid, settings, data_info, experiment.this_run(address))
+        if resuming:
+            tuner = restore_tuner(folder, grid, settings, data, trainable)
+        else:
+            tuner = build_tuner(grid, settings, data, trainable)
+        tuner.fit()
+    finally:
+        ray.shutdown()
+    return folder
