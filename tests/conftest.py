@@ -91,3 +91,12 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 300, **popen):
 
     return subprocess.run([sys.executable, "-m", "tune_ae.run", *args], capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, **(env or {})}, **popen)
+
+
+@pytest.fixture(scope="session")
+def smoke_experiment(real_data_dir, tmp_path_factory):
+    """One `--grid smoke` sweep through the CLI, shared by the CLI, report and notebook tests."""
+    storage = tmp_path_factory.mktemp("smoke")
+    done = run_cli("--grid", "smoke", "--data-dir", str(real_data_dir), "--storage-path", str(storage), "--name", "s")
+    assert done.returncode == 0, done.stderr[-3000:]
+    return storage / "s", done

@@ -115,7 +115,35 @@ def main(argv: list[str] | None = None) -> int:
     paths = results.save_tables(folder)
     trials = results.load_table(folder, "trials")
     print_summary(trials, folder, paths)
-    return 0 if (trials["status"] != "error").all() else 1
+    status = 0 if (trials["status"] != "error").all() else 1
+    return make_report(folder, data_dir) or status
+
+
+def make_report(folder: Path, data_dir: str | None) -> int:
+    """Figures, summary and report.md; a failure here leaves the sweep's tables intact."""
+    os.environ.setdefault("MPLBACKEND", "Agg")  # figures go to files; no display needed
+    from tune_ae.data import DataError
+    from tune_ae.report import write_report
+
+    try:
+        print(f"  report: {write_report(folder, data_dir)}")
+        return 0
+    except (DataError, ValueError, FileNotFoundError) as err:
+        print(f"error: report not written: {err}", file=sys.stderr)
+        return 1
+
+
+def report_main(argv: list[str] | None = None) -> int:
+    """`python -m tune_ae.report EXPERIMENT_DIR [--data-dir DIR]`: (re)write an experiment's report."""
+    p = Parser(prog="python -m tune_ae.report", description="Write figures and report.md for an experiment folder.")
+    p.add_argument("experiment", help="experiment folder (holds tune_ae.json)")
+    p.add_argument("--data-dir", help="Fashion-MNIST folder, if not where the sweep read it")
+    args = p.parse_args(argv)
+    folder = Path(args.experiment).expanduser().resolve()
+    if not (folder / experiment.META_FILE).is_file():
+        print(f"error: {folder} is not a tune_ae experiment (no {experiment.META_FILE}); pass the folder run.py printed", file=sys.stderr)
+        return USAGE_ERROR
+    return make_report(folder, args.data_dir)
 
 
 def print_summary(trials, folder: Path, paths: dict) -> None:

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from tune_ae.config import TrialConfig
 from tune_ae.model import Autoencoder
 
+STATE_FILE = "state.pt"  # a saved run inside a checkpoint folder
 VAL_CHUNK = 10_000  # validation rows per forward pass: the whole test set in one matmul
 
 

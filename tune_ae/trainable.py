@@ -15,8 +15,6 @@ from tune_ae.config import TrialConfig
 from tune_ae.data import FashionMNIST
 from tune_ae.model import parameter_count
 
-STATE_FILE = "state.pt"
-
 
 def trial_device_and_threads() -> tuple[torch.device, int]:
     """The device Ray's resources allow: CUDA if a GPU share was given and CUDA works, else CPU."""
@@ -40,7 +38,7 @@ def train_autoencoder(config: dict, data: FashionMNIST, checkpoint_every: int) -
     checkpoint = tune.get_checkpoint()
     if checkpoint:  # a retry or a resumed sweep: continue exactly where the checkpoint left off
         with checkpoint.as_directory() as folder:
-            _, state = train.load(Path(folder) / STATE_FILE, device)
+            _, state = train.load(Path(folder) / train.STATE_FILE, device)
 
     identity = {
         **trial.to_dict(),
@@ -57,5 +55,5 @@ def train_autoencoder(config: dict, data: FashionMNIST, checkpoint_every: int) -
             tune.report(result)
             continue
         with tempfile.TemporaryDirectory() as folder:
-            train.save(state, trial, Path(folder) / STATE_FILE)
+            train.save(state, trial, Path(folder) / train.STATE_FILE)
             tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))

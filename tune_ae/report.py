@@ -1,0 +1,199 @@
+"""An experiment folder -> the two figures of the study, a summary table with baselines, report.md.
+
+Figure 5 (loss curves) comes from the epochs table; Figure 4 (reconstructions) from each
+trial's final checkpoint; the baselines recompute PCA, the mean image and linear probes on
+the same data the sweep trained on (the folder and subset recorded in tune_ae.json).
+
+Run on demand with `python -m tune_ae.report EXPERIMENT_DIR`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+import torch
+
+from tune_ae import baselines, results, train
+from tune_ae.data import SIDE, FashionMNIST, load_fashion_mnist
+from tune_ae.experiment import read_meta
+
+DPI = 200  # print quality for a paper column
+CPU = torch.device("cpu")
+SWEPT = ("dropout", "lr", "seed")
+
+
+def experiment_data(folder: str | Path, data_dir: str | None = None) -> FashionMNIST:
+    """The data the sweep trained on: the recorded folder (or `data_dir`) and subset."""
+    recorded = read_meta(folder)["data"]
+    return load_fashion_mnist(data_dir or recorded["folder"], subset=recorded["subset"], allow_download=False)
+
+
+def varying(table: pd.DataFrame, columns=SWEPT) -> list[str]:
+    return [c for c in columns if c in table and table[c].nunique() > 1]
+
+
+def trial_label(row: pd.Series, extra: list[str]) -> str:
+    return "h = %d" % row["hidden"] + "".join(f"\n{c} = {row[c]:g}" for c in extra)
+
+
+def loss_curves(epochs: pd.DataFrame) -> sns.FacetGrid:
+    """Figure 5: train (dashed) and validation (solid) MSE per epoch, a colour per width.
+
+    One panel per dropout x lr value when the grid varies them; seeds are averaged with a
+    95% band.
+    """
+    long = epochs.melt(
+        id_vars=["hidden", "dropout", "lr", "seed", "epoch"],
+        value_vars=["train_loss", "val_loss"], var_name="split", value_name="loss",
+    )
+    long["split"] = long["split"].map({"train_loss": "train", "val_loss": "validation"})
+    long["h"] = long["hidden"].map(lambda h: f"h = {h}")
+    widths = [f"h = {h}" for h in sorted(epochs["hidden"].unique())]
+    panels = varying(epochs, ("dropout", "lr"))
+    grid = sns.relplot(
+        data=long, x="epoch", y="loss", hue="h", hue_order=widths, style="split",
+        style_order=["validation", "train"], kind="line", palette="viridis",
+        col=panels[0] if panels else None, row=panels[1] if len(panels) > 1 else None,
+        height=3.6, aspect=1.3, errorbar=("ci", 95) if epochs["seed"].nunique() > 1 else None,
+    )
+    grid.set(yscale="log")
+    grid.set_axis_labels("epoch", "MSE per pixel (log scale)")
+    grid.legend.set_title("")
+    return grid
+
+
+def load_model(checkpoint: str | Path):
+    _, state = train.load(Path(checkpoint) / train.STATE_FILE, CPU)
+    return state.model.eval()
+
+
+def reconstructions(trials: pd.DataFrame, val_images: torch.Tensor, n_images: int = 10, seed: int = 0) -> plt.Figure:
+    """Figure 4: n random validation images on top, each trial's reconstruction beneath."""
+    generator = torch.Generator().manual_seed(seed)
+    picked = torch.randperm(len(val_images), generator=generator)[:n_images]
+    originals = train.to_device(val_images[picked], CPU)  # (n, 784)
+    rows = trials.dropna(subset=["checkpoint"]).sort_values(["hidden", *SWEPT])
+    extra = varying(rows)
+    fig, axes = plt.subplots(1 + len(rows), n_images, figsize=(1.1 * n_images, 1.15 * (1 + len(rows))), squeeze=False)
+    images = [("original", originals)]
+    with torch.inference_mode():
+        images += [(trial_label(row, extra), load_model(row["checkpoint"])(originals)) for _, row in rows.iterrows()]
+    for r, (label, batch) in enumerate(images):
+        for c in range(n_images):
+            ax = axes[r, c]
+            ax.imshow(batch[c].clamp(0, 1).reshape(SIDE, SIDE).numpy(), cmap="gray", vmin=0, vmax=1)  # 784 -> 28x28
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
+    fig.tight_layout(pad=0.3)
+    return fig
+
+
+def baseline_columns(trials: pd.DataFrame, data: FashionMNIST) -> tuple[pd.DataFrame, dict]:
+    """Per trial: PCA MSE at k = h, dead units, probe accuracy; and the reference numbers."""
+    train_x, val_x = (train.to_device(x, CPU) for x in (data.train_images, data.test_images))
+    pca = baselines.pca_mse(train_x, val_x, sorted(trials["hidden"].unique().tolist()))
+    rows = []
+    for _, trial in trials.iterrows():
+        row = {"trial_id": trial["trial_id"], "pca_val_mse": pca[trial["hidden"]]}
+        if isinstance(trial["checkpoint"], str):
+            model = load_model(trial["checkpoint"])
+            row["dead_units"] = baselines.dead_units(model, val_x)
+            row["probe_accuracy"] = baselines.linear_probe_accuracy(
+                baselines.codes(model, train_x), data.train_labels, baselines.codes(model, val_x), data.test_labels
+            )
+        rows.append(row)
+    reference = {
+        "mean_image_mse": baselines.mean_image_mse(train_x, val_x),
+        "raw_pixel_probe_accuracy": baselines.linear_probe_accuracy(train_x, data.train_labels, val_x, data.test_labels),
+    }
+    return pd.DataFrame(rows), reference
+
+
+SUMMARY_COLUMNS = [
+    "hidden", "dropout", "lr", "seed", "parameters", "epochs_done", "final_val_loss", "best_val_loss",
+    "best_epoch", "wall_time_s", "pca_val_mse", "dead_units", "probe_accuracy", "status",
+]
+
+
+def summary_table(trials: pd.DataFrame, extra: pd.DataFrame) -> pd.DataFrame:
+    table = trials.merge(extra, on="trial_id", how="left")
+    return table[[c for c in SUMMARY_COLUMNS if c in table]].sort_values(["hidden", *SWEPT]).reset_index(drop=True)
+
+
+def save_figure(fig: plt.Figure, stem: Path) -> list[Path]:
+    paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
+    for path in paths:
+        fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    return paths
+
+
+def markdown(table: pd.DataFrame) -> str:
+    def cell(v):
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def write_report(folder: str | Path, data_dir: str | None = None) -> Path:
+    """Figures, summary.csv and report.md into the experiment folder; returns report.md."""
+    folder = Path(folder)
+    meta = read_meta(folder)
+    epochs, trials = results.load_epochs(folder), results.load_trials(folder)
+    if trials.empty:
+        raise ValueError(f"{folder} has no reported epochs yet; nothing to report")
+    data = experiment_data(folder, data_dir)
+    figures = folder / "figures"
+    figures.mkdir(exist_ok=True)
+    curves = loss_curves(epochs)
+    save_figure(curves.figure, figures / "loss_curves")
+    save_figure(reconstructions(trials, data.test_images), figures / "reconstructions")
+    extra, reference = baseline_columns(trials, data)
+    summary = summary_table(trials, extra)
+    summary.to_csv(folder / "summary.csv", index=False)
+    last_run = meta["runs"][-1]
+    text = f"""# Experiment `{folder.name}`
+
+Grid `{meta['grid_name']}`: hidden {meta['grid']['hidden']}, dropout {meta['grid']['dropout']}, lr {meta['grid']['lr']},
+{meta['grid']['seeds']} seed(s), batch {meta['grid']['batch_size']}, {meta['grid']['epochs']} epochs;
+data {meta['data']['train_images']} training / {meta['data']['test_images']} validation images.
+Last command: `{' '.join(last_run['command'])}` (torch {last_run['versions']['torch']}, ray {last_run['versions']['ray']},
+commit {last_run['git_commit']}).
+
+## Loss curves
+
+![Train and validation loss per epoch](figures/loss_curves.png)
+
+## Reconstructions
+
+Top row: random validation images (seed 0). Below: each trial's reconstruction from its final checkpoint.
+
+![Validation images and reconstructions](figures/reconstructions.png)
+
+## Summary
+
+{markdown(summary)}
+
+- `pca_val_mse`: validation MSE of PCA with k = h components fitted on the training set (the best
+  linear autoencoder of that width).
+- `dead_units`: hidden units that are zero for every validation image.
+- `probe_accuracy`: validation accuracy of softmax regression on the encoder's features.
+- Reference: predicting the mean training image gives MSE {reference['mean_image_mse']:.4g}; softmax regression on raw
+  pixels reaches accuracy {reference['raw_pixel_probe_accuracy']:.4f}.
+"""
+    path = folder / "report.md"
+    path.write_text(text)
+    return path
+
+
+if __name__ == "__main__":
+    from tune_ae.run import report_main
+
+    sys.exit(report_main())
