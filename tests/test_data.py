@@ -109,12 +109,14 @@ def test_offline_gives_one_clear_error_naming_every_folder(tmp_path, monkeypatch
 
 def test_download_fills_the_cache(tmp_path, monkeypatch):
     monkeypatch.delenv("TUNE_AE_NO_DOWNLOAD")
+    monkeypatch.delenv("TUNE_AE_DATA", raising=False)
     monkeypatch.setattr(data, "download", lambda folder: write_dataset(folder))
     got = load_fashion_mnist(tmp_path / "nothing", expect_full=False)
     assert Path(got.folder) == data.cache_dir() and len(got.train_images) == 300
 
 
 def test_no_download_switch(tmp_path, monkeypatch):
+    monkeypatch.delenv("TUNE_AE_DATA", raising=False)
     monkeypatch.setattr(data, "download", lambda folder: pytest.fail("must not download"))
     with pytest.raises(DataError, match="downloading is off"):
         load_fashion_mnist(tmp_path / "nothing")

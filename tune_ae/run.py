@@ -156,3 +156,33 @@ def print_summary(trials, folder: Path, paths: dict) -> None:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def bench_main(argv: list[str] | None = None) -> int:
+    """`python -m tune_ae.bench`: the baseline pipeline and ours, measured in one run."""
+    p = Parser(prog="python -m tune_ae.bench", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+               description="Time the report-style pipeline against tune_ae's loop, with the matmul peak and Ray overhead.")
+    p.add_argument("--data-dir", help="Fashion-MNIST folder (else $TUNE_AE_DATA, cache)")
+    p.add_argument("--hidden", type=int, nargs="+", default=[64, 512], help="hidden sizes to time")
+    p.add_argument("--epochs", type=int, default=3, help="timed epochs per measurement (after one warm-up)")
+    p.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads")
+    p.add_argument("--precision", nargs="+", choices=("fp32", "bf16"), default=["fp32", "bf16"])
+    p.add_argument("--no-ray", action="store_true", help="skip the Ray overhead measurement")
+    p.add_argument("--quick", action="store_true", help="6,000 images, 1 timed epoch: a sub-minute check")
+    p.add_argument("--json", help="also write the figures to this JSON file")
+    args = p.parse_args(argv)
+    if args.epochs < 1 or args.threads < 1 or min(args.hidden) < 1:
+        p.error("--epochs, --threads and --hidden must be >= 1")
+    from tune_ae import bench
+    from tune_ae.data import DataError
+
+    try:
+        report = bench.run_benchmark(args.data_dir, args.hidden, 1 if args.quick else args.epochs,
+                                     6000 if args.quick else None, args.threads, args.precision, not args.no_ray)
+    except DataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return USAGE_ERROR
+    bench.print_report(report)
+    if args.json:
+        bench.write_json(report, args.json)
+    return 0

@@ -1,0 +1,188 @@
+"""Benchmark: the report-style pipeline and tune_ae's loop, side by side, in one process.
+
+- baseline: torchvision's FashionMNIST over the same IDX files, ToTensor, a shuffling
+  DataLoader with batch 1000, an nn.Sequential model, Adam, MSE: what one writes by hand.
+- ours: `tune_ae.train.train_epoch` with the same hyperparameters.
+- peak: torch.mm on large square matrices with the same thread count, the ceiling for
+  both, so "ours" can be read as a fraction of what the machine can do.
+- Ray overhead: a smoke sweep through `python -m tune_ae.run`, wall time against the
+  training time its trials report.
+
+Run as `python -m tune_ae.bench [--quick] [--json PATH]`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from tune_ae import train
+from tune_ae.config import TrialConfig
+from tune_ae.data import PIXELS, STEMS, FashionMNIST, idx_file, load_fashion_mnist
+from tune_ae.experiment import versions
+
+
+def train_flops(hidden: int, images: int) -> float:
+    """Forward (2 matmuls) + backward (3: both weight grads, the code's grad) per image."""
+    return 5 * 2 * PIXELS * hidden * images
+
+
+def val_flops(hidden: int, images: int) -> float:
+    return 2 * 2 * PIXELS * hidden * images
+
+
+def matmul_peak_gflops(dtype: torch.dtype = torch.float32, size: int = 2048, repeats: int = 5) -> float:
+    a, b = torch.rand(size, size).to(dtype), torch.rand(size, size).to(dtype)
+    torch.mm(a, b)  # warm-up: thread pool, kernel selection
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - started)
+    return 2 * size**3 / best / 1e9
+
+
+def torchvision_root(data: FashionMNIST, into: Path) -> Path:
+    """torchvision's FashionMNIST wants raw IDX files under ROOT/FashionMNIST/raw/."""
+    raw = into / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    for stem in STEMS.values():
+        source = idx_file(Path(data.folder), stem)
+        opener = gzip.open if source.suffix == ".gz" else open
+        with opener(source, "rb") as src, open(raw / stem, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+    return into
+
+
+def baseline_epoch_times(root: Path, hidden: int, epochs: int, subset: int | None) -> list[float]:
+    """The report-style pipeline, as one would write it from the PyTorch tutorials."""
+    from torch.utils.data import DataLoader, Subset
+    from torchvision import datasets, transforms
+
+    dataset = datasets.FashionMNIST(str(root), train=True, download=False, transform=transforms.ToTensor())
+    if subset:
+        dataset = Subset(dataset, range(subset))
+    loader = DataLoader(dataset, batch_size=1000, shuffle=True)
+    model = nn.Sequential(nn.Linear(784, hidden), nn.ReLU(), nn.Dropout(0.1), nn.Linear(hidden, 784), nn.ReLU())
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = nn.MSELoss()
+    times = []
+    for _ in range(epochs + 1):  # the first epoch is the warm-up
+        started = time.perf_counter()
+        model.train()
+        for images, _ in loader:
+            x = images.view(-1, 784)  # (B, 1, 28, 28) -> (B, 784)
+            loss = loss_fn(model(x), x)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        times.append(time.perf_counter() - started)
+    return times[1:]
+
+
+def our_epoch_times(data: FashionMNIST, hidden: int, epochs: int, precision: str, device: torch.device) -> tuple[list[float], list[float], float]:
+    """Training-only epoch times, validation times, and val_loss after the last epoch."""
+    config = TrialConfig(hidden=hidden, precision=precision, epochs=epochs + 1)
+    train_x, val_x = train.to_device(data.train_images, device), train.to_device(data.test_images, device)
+    state = train.init_state(config, device)
+    train_times, val_times = [], []
+    for _ in range(epochs + 1):
+        metrics = train.train_epoch(state, config, train_x, val_x)
+        train_time = len(train_x) / metrics["images_per_s"]
+        train_times.append(train_time)
+        val_times.append(metrics["epoch_time_s"] - train_time)
+    return train_times[1:], val_times[1:], metrics["val_loss"]
+
+
+def ray_overhead(data_dir: str, cpus_per_trial: int) -> dict:
+    """A smoke sweep end to end through the CLI: wall time vs. its trials' own training time."""
+    from tune_ae import results
+
+    with tempfile.TemporaryDirectory() as storage:
+        started = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-m", "tune_ae.run", "--grid", "smoke", "--data-dir", data_dir, "--storage-path", storage,
+             "--name", "bench", "--cpus-per-trial", str(cpus_per_trial)],
+            capture_output=True, text=True,
+        )
+        wall = time.perf_counter() - started
+        if done.returncode not in (0, 1):
+            raise RuntimeError(f"smoke sweep failed: {done.stderr.strip().splitlines()[-1:]}")
+        trials = results.load_table(Path(storage) / "bench", "trials")
+    training = float(trials["train_time_s"].sum())
+    return {"sweep_wall_s": wall, "trials_train_s": training, "overhead_s": wall - training, "trials": len(trials)}
+
+
+def run_benchmark(data_dir: str | None, hidden_sizes: list[int], epochs: int, subset: int | None,
+                  threads: int, precisions: list[str], with_ray: bool) -> dict:
+    torch.set_num_threads(threads)
+    device = train.pick_device()
+    data = load_fashion_mnist(data_dir, subset=subset)
+    n_train, n_val = len(data.train_images), len(data.test_images)
+    peaks = {"fp32": matmul_peak_gflops(torch.float32), "bf16": matmul_peak_gflops(torch.bfloat16)}
+    report = {
+        "device": str(device), "cpu": platform.processor() or platform.machine(), "threads": threads,
+        "versions": {k: versions()[k] for k in ("torch", "torchvision", "ray")},
+        "epochs_timed": epochs, "train_images": n_train, "val_images": n_val,
+        "matmul_peak_gflops": peaks, "results": [],
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        root = torchvision_root(data, Path(tmp))
+        for hidden in hidden_sizes:
+            base = statistics.median(baseline_epoch_times(root, hidden, epochs, subset))
+            for precision in precisions:
+                train_times, val_times, val_loss = our_epoch_times(data, hidden, epochs, precision, device)
+                ours = statistics.median(train_times)
+                report["results"].append({
+                    "hidden": hidden, "precision": precision,
+                    "baseline_epoch_s": base, "ours_epoch_s": ours, "speedup": base / ours,
+                    "baseline_images_per_s": n_train / base, "ours_images_per_s": n_train / ours,
+                    "ours_train_gflops": train_flops(hidden, n_train) / ours / 1e9,
+                    "fraction_of_peak": train_flops(hidden, n_train) / ours / 1e9 / peaks[precision],
+                    "ours_val_s": statistics.median(val_times),
+                    "ours_val_gflops": val_flops(hidden, n_val) / statistics.median(val_times) / 1e9,
+                    "ours_epoch_spread_s": [min(train_times), max(train_times)],
+                    f"val_loss_after_{epochs + 1}_epochs": val_loss,
+                })
+    if with_ray:
+        report["ray"] = ray_overhead(data.folder, threads)
+    return report
+
+
+def print_report(report: dict) -> None:
+    print(f"device {report['device']} ({report['cpu']}), {report['threads']} thread(s); "
+          f"torch {report['versions']['torch']}, ray {report['versions']['ray']}")
+    peaks = report["matmul_peak_gflops"]
+    print(f"matmul peak: fp32 {peaks['fp32']:.1f} GFLOP/s, bf16 {peaks['bf16']:.1f} GFLOP/s")
+    print(f"{report['train_images']} training images, median of {report['epochs_timed']} epochs after a warm-up\n")
+    header = f"{'h':>5} {'prec':>5} {'baseline s':>11} {'ours s':>8} {'speedup':>8} {'base img/s':>11} {'ours img/s':>11} {'GFLOP/s':>8} {'% peak':>7}"
+    print(header)
+    for r in report["results"]:
+        print(f"{r['hidden']:>5} {r['precision']:>5} {r['baseline_epoch_s']:>11.3f} {r['ours_epoch_s']:>8.3f} "
+              f"{r['speedup']:>7.2f}x {r['baseline_images_per_s']:>11.0f} {r['ours_images_per_s']:>11.0f} "
+              f"{r['ours_train_gflops']:>8.1f} {100 * r['fraction_of_peak']:>6.1f}%")
+    if "ray" in report:
+        ray = report["ray"]
+        print(f"\nRay overhead, smoke grid ({ray['trials']} trials): sweep {ray['sweep_wall_s']:.1f} s wall, "
+              f"trials trained {ray['trials_train_s']:.1f} s, overhead {ray['overhead_s']:.1f} s")
+
+
+def write_json(report: dict, path: str) -> None:
+    Path(path).write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    from tune_ae.run import bench_main
+
+    sys.exit(bench_main())
