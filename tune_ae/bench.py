@@ -113,7 +113,7 @@ def ray_overhead(data_dir: str, cpus_per_trial: int) -> dict:
         started = time.perf_counter()
         done = subprocess.run(
             [sys.executable, "-m", "tune_ae.run", "--grid", "smoke", "--data-dir", data_dir, "--storage-path", storage,
-             "--name", "bench", "--cpus-per-trial", str(cpus_per_trial)],
+             "--name", "bench", "--cpus-per-trial", str(cpus_per_trial), "--no-report"],
             capture_output=True, text=True,
         )
         wall = time.perf_counter() - started

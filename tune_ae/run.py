@@ -60,6 +60,7 @@ def build_parser() -> Parser:
     r.add_argument("--max-failures", type=int, default=3, help="retries per crashed trial, from its checkpoint")
     r.add_argument("--checkpoint-every", type=int, default=10, help="epochs between checkpoints")
     r.add_argument("--keep-checkpoints", type=int, default=2, help="checkpoints kept per trial")
+    r.add_argument("--no-report", action="store_true", help="skip figures and report.md (tables are still written)")
     return p
 
 
@@ -111,12 +112,16 @@ def main(argv: list[str] | None = None) -> int:
     from tune_ae import results, sweep  # ray import deferred past flag checks
 
     address = args.address or os.environ.get("RAY_ADDRESS")
-    folder = sweep.run(grid_name, grid, settings, data, resuming, address)
+    try:
+        folder = sweep.run(grid_name, grid, settings, data, resuming, address)
+    except ConfigError as err:  # found only once Ray is up: storage not shared, no Tune state
+        print(f"error: {err}", file=sys.stderr)
+        return USAGE_ERROR
     paths = results.save_tables(folder)
     trials = results.load_table(folder, "trials")
     print_summary(trials, folder, paths)
     status = 0 if (trials["status"] != "error").all() else 1
-    return make_report(folder, data_dir) or status
+    return status if args.no_report else make_report(folder, data_dir) or status
 
 
 def make_report(folder: Path, data_dir: str | None) -> int:

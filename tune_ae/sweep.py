@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+import secrets
 from pathlib import Path
 from typing import Callable
 
 import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from tune_ae import experiment
 from tune_ae.config import ConfigError, SweepSettings
@@ -44,7 +46,8 @@ def trial_resources(grid: Grid, settings: SweepSettings) -> dict:
 def param_space(grid: Grid) -> dict:
     """TrialConfig fields; the swept ones as grid_search, the shared ones as constants."""
     return {
-        "hidden": tune.grid_search(list(grid.hidden)),
+        # Widest first: the longest trials start at once instead of running alone at the end.
+        "hidden": tune.grid_search(sorted(grid.hidden, reverse=True)),
         "dropout": tune.grid_search(list(grid.dropout)),
         "lr": tune.grid_search(list(grid.lr)),
         "seed": tune.grid_search(list(range(grid.seeds))),
@@ -114,6 +117,43 @@ def start_ray(address: str | None) -> None:
         ray.init(address="local", include_dashboard=False)
 
 
+@ray.remote(num_cpus=0)
+def _reads(path: str, token: str) -> bool:
+    try:
+        return Path(path).read_text() == token
+    except OSError:
+        return False
+
+
+def nodes_missing(storage_path: str) -> list[str]:
+    """Addresses of live nodes that cannot read a file the driver just wrote to `storage_path`."""
+    nodes = [n for n in ray.nodes() if n["Alive"]]
+    if len(nodes) < 2 or experiment.is_uri(storage_path):
+        return []
+    token = secrets.token_hex(8)
+    marker = Path(storage_path) / f".tune_ae-shared-{token}"
+    marker.write_text(token)
+    try:
+        checks = [
+            _reads.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(str(marker), token)
+            for n in nodes
+        ]
+        seen = ray.get(checks, timeout=120)
+    finally:
+        marker.unlink()
+    return [n["NodeManagerAddress"] for n, ok in zip(nodes, seen) if not ok]
+
+
+def check_shared_storage(storage_path: str) -> None:
+    """Trials checkpoint wherever they run: on several nodes the storage must be shared."""
+    missing = nodes_missing(storage_path)
+    if missing:
+        raise ConfigError(
+            f"storage path {storage_path} is not visible from node(s) {', '.join(missing)} of this multi-node cluster; "
+            "pass --storage-path s3://BUCKET/PATH, gs://BUCKET/PATH or a shared file system path that every node mounts"
+        )
+
+
 def run(
     grid_name: str,
     grid: Grid,
@@ -127,6 +167,7 @@ def run(
     folder = Path(settings.storage_path) / settings.name
     start_ray(address)
     try:
+        check_shared_storage(settings.storage_path)
         if resuming and not can_resume(folder):
             raise ConfigError(f"{folder} holds no Tune state to resume (the sweep never started); start it anew")
         data_info = {"folder": data.folder, "subset": grid.subset,
