@@ -26,6 +26,55 @@ def test_metrics_and_falling_loss(tensors):
     assert [m["epoch"] for m in history] == list(range(1, 9))
     for m in history:
         assert set(m) == {"epoch", "train_loss", "val_loss", "epoch_time_s", "images_per_s"}
+        assert all(math.isfinite(v) and v > 0 for v in m.values())
+    assert history[-1]["train_loss"] < 0.5 * history[0]["train_loss"]
+    assert history[-1]["val_loss"] < 0.5 * history[0]["val_loss"]
+
+
+def test_val_loss_is_torch_mse_over_the_whole_set(tensors):
+    config = TrialConfig(hidden=16, epochs=1, batch_size=64)
+    state = train.init_state(config, CPU)
+    run(config, tensors, state)
+    _, val_x = tensors
+    with torch.no_grad():
+        expected = torch.nn.MSELoss()(state.model.eval()(val_x), val_x).item()
+    assert train.evaluate(state.model, val_x) == pytest.approx(expected, rel=1e-6)
+
+
+def test_same_seed_same_metrics_other_seed_differs(tensors):
+    config = TrialConfig(hidden=16, epochs=3, batch_size=64)
+    a, b = run(config, tensors), run(config, tensors)
+    c = run(TrialConfig(hidden=16, epochs=3, batch_size=64, seed=1), tensors)
+
+    def losses(history):
+        return [(m["train_loss"], m["val_loss"]) for m in history]
+
+    assert losses(a) == losses(b)
+    assert losses(a) != losses(c)
+
+
+def test_save_restore_is_bit_identical(tensors, tmp_path):
+    config = TrialConfig(hidden=24, epochs=4, batch_size=64, dropout=0.3)
+    straight = run(config, tensors)
+
+    first = train.init_state(config, CPU)
+    part1 = run(TrialConfig(**{**config.to_dict(), "epochs": 2}), tensors, first)
+    train.save(first, config, tmp_path / "state.pt")
+    torch.manual_seed(1234)  # disturb the process-wide RNG: the run must not depend on it
+    restored_config, restored = train.load(tmp_path / "state.pt", CPU)
+    assert restored_config == config and restored.epoch == 2
+    part2 = run(config, tensors, restored)
+
+    keys = ("epoch", "train_loss", "val_loss")
+    assert [[m[k] for k in keys] for m in part1 + part2] == [[m[k] for k in keys] for m in straight]
+
+
+def test_runs_do_not_touch_the_process_rng(tensors):
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    run(TrialConfig(hidden=8, epochs=1, batch_size=64), tensors)
+    assert torch.equal(torch.rand(3), expected)
 
 
 def test_bf16_trains_close_to_fp32(tensors):
