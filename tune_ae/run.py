@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from tune_ae.config import SCHEDULERS, ConfigError, SweepSettings, TrialConfig
+from tune_ae.config import SCHEDULERS, ConfigError, SweepSettings
 from tune_ae.grids import GRIDS, Grid, resolve
 from tune_ae import experiment
 
