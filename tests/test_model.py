@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from tune_ae.model import Autoencoder, parameter_count
+from tune_ae.model import Autoencoder, Dropout, parameter_count
 
 
 @pytest.mark.parametrize("hidden", [1, 64, 512])
@@ -49,3 +49,33 @@ def test_dropout_only_in_training():
     assert torch.equal(model.encode(x), model.encode(x))
     model.train()
     assert (model.encode(x) == 0).float().mean() > (model.eval().encode(x) == 0).float().mean()
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.03])
+def test_dropout_drops_p_and_keeps_the_expectation(p):
+    torch.manual_seed(0)
+    x = torch.ones(2000, 513)  # an odd size: the last 64-bit draw is only partly used
+    y = Dropout(p).train()(x)
+    dropped = (y == 0).float().mean().item()
+    assert dropped == pytest.approx(p, abs=0.003)
+    assert y.mean().item() == pytest.approx(1.0, abs=0.01)
+    zero, kept = torch.unique(y).tolist()
+    assert zero == 0.0 and kept == pytest.approx(1 / (1 - p), rel=1e-4)
+
+
+def test_dropout_masks_are_independent_between_units():
+    torch.manual_seed(0)
+    kept = Dropout(0.5).train()(torch.ones(20000, 8)) > 0  # (20000, 8)
+    # Neighbouring units share a 64-bit draw; their masks must still be uncorrelated.
+    correlation = torch.corrcoef(kept.T.float())
+    assert (correlation - torch.eye(8)).abs().max() < 0.03
+
+
+def test_dropout_identity_in_eval_and_at_zero_and_gradient_is_the_mask():
+    x = torch.rand(50, 40, requires_grad=True)
+    assert Dropout(0.3).eval()(x) is x and Dropout(0.0).train()(x) is x
+    y = Dropout(0.3).train()(x)
+    y.sum().backward()
+    assert torch.allclose(x.grad, (y != 0).float() / (1 - 0.3), rtol=1e-4)
+    with pytest.raises(ValueError):
+        Dropout(1.0)
