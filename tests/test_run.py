@@ -126,3 +126,17 @@ def test_sigkilled_driver_resumes_to_identical_results(real_data_dir, tmp_path):
         got = epochs[epochs["hidden"] == config.hidden]
         assert got["train_loss"].tolist() == [m["train_loss"] for m in reference]
         assert got["val_loss"].tolist() == [m["val_loss"] for m in reference]
+
+
+def test_uri_storage_path_end_to_end(real_data_dir, tmp_path):
+    remote = f"file://{tmp_path}/bucket/sweeps"
+    done = run_cli("--grid", "smoke", "--data-dir", str(real_data_dir), "--storage-path", remote, "--name", "u",
+                   "--no-report", env={"TUNE_AE_MIRROR": str(tmp_path / "mirror")})
+    assert done.returncode == 0, done.stderr[-3000:]
+    remote_dir, mirror = tmp_path / "bucket" / "sweeps" / "u", tmp_path / "mirror" / "u"
+    for folder in (remote_dir, mirror):
+        assert (folder / "tune_ae.json").is_file()
+        assert len(pd.read_parquet(folder / "epochs.parquet")) == 6
+    assert len(list(remote_dir.glob("train_autoencoder_*/checkpoint_*"))) == 2  # Tune wrote the trials there
+    again = run_cli("--grid", "smoke", "--storage-path", remote, "--name", "u", timeout=60)
+    assert again.returncode == 2 and "already exists" in again.stderr

@@ -12,36 +12,14 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 from importlib import metadata
 from pathlib import Path
 
-from tune_ae.config import ConfigError, SweepSettings
+from tune_ae.config import SweepSettings
 from tune_ae.grids import Grid
 
 META_FILE = "tune_ae.json"
-DEFAULT_STORAGE = Path.home() / "tune_ae_results"
 PACKAGES = ("tune_ae", "torch", "torchvision", "ray", "numpy", "pandas", "pyarrow", "matplotlib", "seaborn")
-
-
-def is_uri(path: str) -> bool:
-    return "://" in path
-
-
-def check_storage(path: str) -> str:
-    """An absolute, writable storage path (URIs pass through to Ray untouched)."""
-    if is_uri(path):
-        return path
-    folder = Path(path).expanduser().resolve()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as err:
-        raise ConfigError(
-            f"storage path {folder} is not writable ({err.strerror or err}); pass --storage-path DIR with a folder you can write"
-        ) from None
-    return str(folder)
 
 
 def versions() -> dict[str, str]:
@@ -103,7 +81,7 @@ def read_meta(folder: str | Path) -> dict:
 
 
 def latest_experiment(storage_path: str) -> Path | None:
-    """The most recently started experiment under `storage_path`, by its record's mtime."""
+    """The most recently started experiment under a local `storage_path`, by its record's mtime."""
     records = sorted(Path(storage_path).glob(f"*/{META_FILE}"), key=lambda p: p.stat().st_mtime)
     return records[-1].parent if records else None
 

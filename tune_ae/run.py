@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tune_ae.config import SCHEDULERS, ConfigError, SweepSettings
 from tune_ae.grids import GRIDS, Grid, resolve
-from tune_ae import experiment
+from tune_ae import experiment, storage
 
 USAGE_ERROR = 2
 
@@ -50,7 +50,7 @@ def build_parser() -> Parser:
     g.add_argument("--output-activation", choices=("relu", "sigmoid", "identity"), help="decoder output")
     r = p.add_argument_group("where and how it runs")
     r.add_argument("--data-dir", help="folder with the Fashion-MNIST IDX files (else $TUNE_AE_DATA, cache, download)")
-    r.add_argument("--storage-path", default=str(experiment.DEFAULT_STORAGE), help="folder or URI for experiments")
+    r.add_argument("--storage-path", default=str(storage.DEFAULT_STORAGE), help="folder or URI for experiments")
     r.add_argument("--name", help="experiment name (default GRID-DATE-TIME)")
     r.add_argument("--resume", action="store_true", help="continue experiment --name (default: the newest one)")
     r.add_argument("--address", default=None, help="join this Ray cluster (also $RAY_ADDRESS) instead of a local one")
@@ -69,28 +69,34 @@ GRID_FLAGS = ("hidden", "dropout", "lr", "epochs", "batch_size", "seeds", "subse
 
 def plan(args: argparse.Namespace) -> tuple[str, Grid, SweepSettings, str | None, bool]:
     """Everything the sweep needs, validated: grid name, grid, settings, data dir, resume?"""
-    storage = experiment.check_storage(args.storage_path)
+    storage_path = storage.check_storage(args.storage_path)
     if args.resume:
         given = [f"--{f.replace('_', '-')}" for f in GRID_FLAGS if getattr(args, f) is not None]
         if args.grid or given:
             raise ConfigError(f"--resume continues the experiment as it was started; drop {' '.join(given) or '--grid'}")
-        folder = Path(storage) / args.name if args.name else experiment.latest_experiment(storage)
+        if args.name:
+            folder = storage.pull(storage_path, args.name)
+        elif storage.is_uri(storage_path):
+            raise ConfigError(f"--resume with a URI storage path needs --name (the experiment under {storage_path})")
+        else:
+            folder = experiment.latest_experiment(storage_path)
         if folder is None or not (folder / experiment.META_FILE).is_file():
-            raise ConfigError(f"nothing to resume: no tune_ae experiment {'at ' + str(folder) if folder else 'under ' + storage}; "
-                              "check --storage-path and --name")
+            where = storage.experiment_uri(storage_path, args.name) if args.name else storage_path
+            raise ConfigError(f"nothing to resume: no tune_ae experiment at {where}; check --storage-path and --name")
         meta = experiment.read_meta(folder)
         grid = Grid(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["grid"].items()})
-        settings = SweepSettings(**{**meta["settings"], "storage_path": storage, "name": folder.name})
+        settings = SweepSettings(**{**meta["settings"], "storage_path": storage_path, "name": folder.name})
         return meta["grid_name"], grid, settings, args.data_dir or meta["data"]["folder"], True
     grid_name = args.grid or "paper"
     grid = resolve(grid_name, **{f: getattr(args, f) for f in GRID_FLAGS})
     settings = SweepSettings(
-        storage_path=storage, name=args.name or experiment.default_name(grid_name),
+        storage_path=storage_path, name=args.name or experiment.default_name(grid_name),
         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, scheduler=args.scheduler,
         max_failures=args.max_failures, checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints,
     )
-    if (Path(storage) / settings.name).exists():
-        raise ConfigError(f"experiment {settings.name} already exists in {storage}; pass --resume to continue it or a new --name")
+    if storage.exists(storage_path, settings.name):
+        raise ConfigError(f"experiment {settings.name} already exists in {storage_path}; "
+                          "pass --resume to continue it or a new --name")
     return grid_name, grid, settings, args.data_dir, False
 
 
@@ -121,7 +127,14 @@ def main(argv: list[str] | None = None) -> int:
     trials = results.load_table(folder, "trials")
     print_summary(trials, folder, paths)
     status = 0 if (trials["status"] != "error").all() else 1
-    return status if args.no_report else make_report(folder, data_dir) or status
+    if not args.no_report:
+        status = make_report(folder, data_dir) or status
+    if storage.is_uri(settings.storage_path):  # our files join Tune's at the URI
+        ours = [str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()
+                and (p.parent == folder and p.suffix in (".parquet", ".csv", ".md") or p.parent.name == "figures")]
+        storage.push(settings.storage_path, settings.name, ours)
+        print(f"  uploaded to {storage.experiment_uri(settings.storage_path, settings.name)}")
+    return status
 
 
 def make_report(folder: Path, data_dir: str | None) -> int:

@@ -12,7 +12,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from tune_ae import experiment
+from tune_ae import experiment, storage
 from tune_ae.config import ConfigError, SweepSettings
 from tune_ae.data import FashionMNIST
 from tune_ae.grids import Grid
@@ -128,7 +128,7 @@ def _reads(path: str, token: str) -> bool:
 def nodes_missing(storage_path: str) -> list[str]:
     """Addresses of live nodes that cannot read a file the driver just wrote to `storage_path`."""
     nodes = [n for n in ray.nodes() if n["Alive"]]
-    if len(nodes) < 2 or experiment.is_uri(storage_path):
+    if len(nodes) < 2 or storage.is_uri(storage_path):
         return []
     token = secrets.token_hex(8)
     marker = Path(storage_path) / f".tune_ae-shared-{token}"
@@ -163,21 +163,24 @@ def run(
     address: str | None = None,
     trainable: Callable = train_autoencoder,
 ) -> Path:
-    """Run (or resume) the sweep to the end; returns the experiment folder."""
-    folder = Path(settings.storage_path) / settings.name
+    """Run (or resume) the sweep to the end; returns the local experiment folder (a mirror for URIs)."""
+    folder = storage.local_folder(settings.storage_path, settings.name)
+    uri = storage.experiment_uri(settings.storage_path, settings.name)
     start_ray(address)
     try:
         check_shared_storage(settings.storage_path)
-        if resuming and not can_resume(folder):
-            raise ConfigError(f"{folder} holds no Tune state to resume (the sweep never started); start it anew")
+        if resuming and not can_resume(uri):
+            raise ConfigError(f"{uri} holds no Tune state to resume (the sweep never started); start it anew")
         data_info = {"folder": data.folder, "subset": grid.subset,
                      "train_images": len(data.train_images), "test_images": len(data.test_images)}
         experiment.write_meta(folder, grid_name, grid, settings, data_info, experiment.this_run(address))
+        storage.push(settings.storage_path, settings.name, [experiment.META_FILE])
         if resuming:
-            tuner = restore_tuner(folder, grid, settings, data, trainable)
+            tuner = restore_tuner(uri, grid, settings, data, trainable)
         else:
             tuner = build_tuner(grid, settings, data, trainable)
         tuner.fit()
     finally:
         ray.shutdown()
+    storage.pull(settings.storage_path, settings.name)
     return folder
