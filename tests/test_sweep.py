@@ -53,3 +53,15 @@ def test_storage_probe_on_one_node_and_for_uris(ray_session, tmp_path):
     assert sweep.nodes_missing(str(tmp_path)) == []  # a single node always sees its own disk
     assert sweep.nodes_missing("s3://bucket/results") == []
     assert list(tmp_path.iterdir()) == []  # the probe file is removed
+
+
+def test_asha_stops_poor_trials_early(ray_session, tmp_path):
+    data = load_fashion_mnist(write_dataset(tmp_path / "d"), expect_full=False)
+    grid = Grid(hidden=(4, 8, 64, 128), epochs=30, batch_size=50, lr=(3e-3,))
+    s = settings(tmp_path, "asha", scheduler="asha", checkpoint_every=10)
+    sweep.build_tuner(grid, s, data).fit()
+    trials = results.load_trials(tmp_path / "store" / "asha").set_index("hidden")
+    # Widest trials start first and set the bar at the first rung (epoch 10); narrow ones fall below it.
+    assert (trials["status"] == "stopped").sum() >= 1
+    assert set(trials.loc[trials["status"] == "stopped", "epochs_done"]) == {10}
+    assert trials.loc[128, "status"] == "done" and trials.loc[128, "epochs_done"] == 30

@@ -58,10 +58,10 @@ def param_space(grid: Grid) -> dict:
     }
 
 
-def wrapped_trainable(settings: SweepSettings, data: FashionMNIST, resources: dict, trainable: Callable):
+def wrapped_trainable(grid: Grid, settings: SweepSettings, data: FashionMNIST, trainable: Callable):
     # with_parameters puts `data` in the object store once; each trial fetches it from there.
     fn = tune.with_parameters(trainable, data=data, checkpoint_every=settings.checkpoint_every)
-    return tune.with_resources(fn, resources)
+    return tune.with_resources(fn, trial_resources(grid, settings))
 
 
 def build_tuner(
@@ -70,12 +70,11 @@ def build_tuner(
     data: FashionMNIST,
     trainable: Callable = train_autoencoder,
 ) -> tune.Tuner:
-    resources = trial_resources(grid, settings)
     scheduler = None
     if settings.scheduler == "asha":
         scheduler = ASHAScheduler(time_attr="training_iteration", max_t=grid.epochs, grace_period=min(10, grid.epochs))
     return tune.Tuner(
-        wrapped_trainable(settings, data, resources, trainable),
+        wrapped_trainable(grid, settings, data, trainable),
         param_space=param_space(grid),
         tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, scheduler=scheduler),
         run_config=tune.RunConfig(
@@ -96,10 +95,9 @@ def restore_tuner(
     trainable: Callable = train_autoencoder,
 ) -> tune.Tuner:
     """Continue an interrupted sweep; unfinished and errored trials restart from their checkpoints."""
-    resources = trial_resources(grid, settings)
     return tune.Tuner.restore(
         str(experiment_dir),
-        trainable=wrapped_trainable(settings, data, resources, trainable),
+        trainable=wrapped_trainable(grid, settings, data, trainable),
         resume_unfinished=True,
         resume_errored=True,
     )
