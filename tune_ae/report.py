@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import pandas as pd
 import seaborn as sns
 import torch
@@ -61,6 +62,8 @@ def loss_curves(epochs: pd.DataFrame) -> sns.FacetGrid:
         height=3.6, aspect=1.3, errorbar=("ci", 95) if epochs["seed"].nunique() > 1 else None,
     )
     grid.set(yscale="log")
+    for ax in grid.axes.flat:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     grid.set_axis_labels("epoch", "MSE per pixel (log scale)")
     grid.legend.set_title("")
     return grid
