@@ -44,6 +44,10 @@ def test_report_command_and_bad_folder(smoke_experiment, tmp_path):
     import subprocess
     import sys
 
+    folder = smoke_experiment[0]
+    (folder / "report.md").unlink()
+    good = subprocess.run([sys.executable, "-m", "tune_ae.report", str(folder)], capture_output=True, text=True)
+    assert good.returncode == 0 and (folder / "report.md").is_file() and str(folder / "report.md") in good.stdout
     bad = subprocess.run([sys.executable, "-m", "tune_ae.report", str(tmp_path)], capture_output=True, text=True)
     assert bad.returncode == 2 and "is not a tune_ae experiment" in bad.stderr and "Traceback" not in bad.stderr
 
