@@ -53,7 +53,7 @@ def test_uri_storage_mirror_round_trip(tmp_path, monkeypatch):
     "kw, words",
     [
         ({"cpus_per_trial": 0}, "cpus-per-trial must be > 0"),
-        ({"gpus_per_trial": -1}, "gpus-per-trial"),
+        ({"gpus_per_trial": -1}, "gpus-per-trial must be auto, a fraction"),
         ({"gpus_per_trial": 1.5}, "gpus-per-trial must be auto, a fraction"),
         ({"scheduler": "pbt"}, "scheduler must be one of fifo, asha"),
         ({"checkpoint_every": 0}, "checkpoint_every must be >= 1"),

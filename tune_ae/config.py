@@ -103,10 +103,9 @@ class SweepSettings:
     def __post_init__(self) -> None:
         if isinstance(self.cpus_per_trial, bool) or not isinstance(self.cpus_per_trial, (int, float)) or not self.cpus_per_trial > 0:
             raise ConfigError(f"cpus-per-trial must be > 0, got {self.cpus_per_trial!r}")
-        if self.gpus_per_trial is not None and not 0 <= self.gpus_per_trial <= 1 and self.gpus_per_trial != int(self.gpus_per_trial):
-            raise ConfigError(f"gpus-per-trial must be auto, a fraction in [0, 1] or a whole number, got {self.gpus_per_trial!r}")
-        if self.gpus_per_trial is not None and self.gpus_per_trial < 0:
-            raise ConfigError(f"gpus-per-trial must be >= 0, got {self.gpus_per_trial!r}")
+        gpus = self.gpus_per_trial
+        if gpus is not None and (gpus < 0 or gpus > 1 and gpus != int(gpus)):
+            raise ConfigError(f"gpus-per-trial must be auto, a fraction in [0, 1] or a whole number, got {gpus!r}")
         _check_choice(self, "scheduler", SCHEDULERS)
         _check_int(self, "max_failures", minimum=0)
         _check_int(self, "checkpoint_every", minimum=1)

@@ -9,6 +9,7 @@ Run on demand with `python -m tune_ae.report EXPERIMENT_DIR`.
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 
@@ -69,7 +70,8 @@ def loss_curves(epochs: pd.DataFrame) -> sns.FacetGrid:
     return grid
 
 
-def load_model(checkpoint: str | Path):
+@functools.lru_cache(maxsize=32)  # the figures and the baselines read the same checkpoints
+def load_model(checkpoint: str):
     _, state = train.load(Path(checkpoint) / train.STATE_FILE, CPU)
     return state.model.eval()
 
@@ -149,7 +151,8 @@ def write_report(folder: str | Path, data_dir: str | None = None) -> Path:
     """Figures, summary.csv and report.md into the experiment folder; returns report.md."""
     folder = Path(folder)
     meta = read_meta(folder)
-    epochs, trials = results.load_epochs(folder), results.load_trials(folder)
+    epochs = results.load_epochs(folder)
+    trials = results.summarise_trials(epochs)  # from the epochs already read, not a second pass
     if trials.empty:
         raise ValueError(f"{folder} has no reported epochs yet; nothing to report")
     data = experiment_data(folder, data_dir)

@@ -34,11 +34,12 @@ def train_autoencoder(config: dict, data: FashionMNIST, checkpoint_every: int) -
     train_x = train.to_device(data.train_images, device)  # converted once, stays on the device
     val_x = train.to_device(data.test_images, device)
 
-    state = train.init_state(trial, device)
     checkpoint = tune.get_checkpoint()
     if checkpoint:  # a retry or a resumed sweep: continue exactly where the checkpoint left off
         with checkpoint.as_directory() as folder:
             _, state = train.load(Path(folder) / train.STATE_FILE, device)
+    else:
+        state = train.init_state(trial, device)
 
     identity = {
         **trial.to_dict(),
