@@ -1,14 +1,38 @@
 #!/usr/bin/env bash
-# GPU check, for a machine with CUDA: the benchmark on the GPU (baseline for a few epochs),
-# then the whole paper grid with four trials sharing the card (0.25 GPU each), end to end.
+# Every GPU check in one run, each step under a hard limit (a hung CUDA process ignores SIGTERM).
 #   bash benchmarks/gpu.sh DATA_DIR [OUT_DIR]
-set -euo pipefail
+# On a lent machine with the device kit:  source .carry/setup.sh && bash benchmarks/gpu.sh .carry/data $OUT
+# Prints: graphed vs eager epochs and same-card resume (gpu_check.py); the benchmark on the GPU
+# (peaks with sync, report-style pipeline on the same card); the paper grid end to end with
+# its report (4 x 0.25 GPU); one trial alone at h=512; the four widths one after another.
+set -uo pipefail
 DATA=${1:?usage: bash benchmarks/gpu.sh DATA_DIR [OUT_DIR]}
 OUT=${2:-gpu-results}
 mkdir -p "$OUT"
-python -c 'import torch; assert torch.cuda.is_available(), "no CUDA device"; print(torch.cuda.get_device_name())'
-python -m tune_ae.bench --data-dir "$DATA" --epochs 3 --no-ray --json "$OUT/bench.json" | tee "$OUT/bench.txt"
-start=$(date +%s.%N)
-python -m tune_ae.run --grid paper --gpus-per-trial 0.25 --cpus-per-trial 1 --data-dir "$DATA" \
-    --storage-path "$PWD/$OUT" --name paper-gpu --no-report | tail -8 | tee "$OUT/paper.txt"
-echo "paper grid end to end: $(echo "$(date +%s.%N) - $start" | bc) s wall" | tee -a "$OUT/paper.txt"
+PY=${PYTHON:-python3}
+export TUNE_AE_NO_DOWNLOAD=1 RAY_AUTH_MODE=${RAY_AUTH_MODE:-disabled}
+
+step() {  # step NAME LIMIT_S COMMAND...: run, time, keep the output, never hang
+  local name=$1 limit=$2; shift 2
+  local t0=$(date +%s.%N)
+  timeout -s KILL "$limit" "$@" > "$OUT/$name.log" 2>&1
+  local rc=$? t1=$(date +%s.%N)
+  printf '== %s: exit %s, %.1f s wall\n' "$name" "$rc" "$(echo "$t1 - $t0" | bc)"
+  tail -n "${TAIL:-12}" "$OUT/$name.log"
+}
+epoch_ms() {  # median epoch time (ms) per hidden size of an experiment
+  $PY -c "import sys; from tune_ae import results; e = results.load_table(sys.argv[1], 'epochs'); \
+print((e.groupby('hidden')['epoch_time_s'].median() * 1e3).round(1).to_string())" "$1"
+}
+
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+step check 150 $PY benchmarks/gpu_check.py --data-dir "$DATA"
+step bench 150 $PY -m tune_ae.bench --data-dir "$DATA" --epochs 3 --no-ray --json "$OUT/bench.json"
+TAIL=3 step paper 150 $PY -m tune_ae.run --grid paper --data-dir "$DATA" --storage-path "$PWD/$OUT" --name paper
+epoch_ms "$OUT/paper"
+TAIL=3 step alone-512 60 $PY -m tune_ae.run --grid paper --hidden 512 --epochs 100 --data-dir "$DATA" \
+    --storage-path "$PWD/$OUT" --name alone --no-report
+epoch_ms "$OUT/alone"
+TAIL=3 step one-after-another 120 $PY -m tune_ae.run --grid paper --epochs 100 --gpus-per-trial 1 --data-dir "$DATA" \
+    --storage-path "$PWD/$OUT" --name serial --no-report
+epoch_ms "$OUT/serial"

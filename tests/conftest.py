@@ -79,6 +79,10 @@ def ray_session():
     """One Ray start for all in-process sweep tests: 2 CPUs and one logical (CUDA-less) GPU."""
     import ray
 
+    import faults
+
+    # Trial workers cannot import the tests' own helpers: ship them by value.
+    ray.cloudpickle.register_pickle_by_value(faults)
     ray.init(address="local", num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()

@@ -89,3 +89,24 @@ def test_notebook_runs_top_to_bottom(smoke_experiment, monkeypatch):
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     assert sum("image/png" in o.get("data", {}) for o in outputs) >= 2
+
+
+def test_report_of_checkpoints_written_on_cuda(smoke_experiment, tmp_path):
+    """The report opens checkpoints whose generator states are CUDA's (16 bytes) on the CPU."""
+    import shutil
+    import subprocess
+    import sys
+
+    from faults import as_if_written_on_cuda
+
+    folder = tmp_path / "gpu-run"
+    shutil.copytree(smoke_experiment[0], folder)
+    for trial_dir in results.trial_dirs(folder):  # results.json names the original folder; rebuild from files
+        for state in trial_dir.glob("checkpoint_*/state.pt"):
+            as_if_written_on_cuda(state)
+    for table in folder.glob("*.parquet"):
+        table.unlink()
+    (folder / "report.md").unlink()
+    done = subprocess.run([sys.executable, "-m", "tune_ae.report", str(folder)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (folder / "report.md").is_file() and (folder / "figures" / "reconstructions.png").stat().st_size > 10_000

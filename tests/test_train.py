@@ -7,6 +7,8 @@ from tune_ae import train
 from tune_ae.config import TrialConfig
 from tune_ae.data import load_fashion_mnist
 
+from faults import as_if_written_on_cuda, cuda_style_state
+
 CPU = torch.device("cpu")
 
 
@@ -88,3 +90,54 @@ def test_pick_device_falls_back_to_cpu():
     assert train.pick_device(use_cuda=False) == CPU
     if not torch.cuda.is_available():
         assert train.pick_device() == CPU
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_a_cuda_checkpoint_resumes_on_cpu(tensors, tmp_path, legacy):
+    config = TrialConfig(hidden=24, epochs=4, batch_size=64)
+    first = train.init_state(config, CPU)
+    run(TrialConfig(**{**config.to_dict(), "epochs": 2}), tensors, first)
+    train.save(first, config, tmp_path / "state.pt")
+    as_if_written_on_cuda(tmp_path / "state.pt", legacy)
+
+    _, restored = train.load(tmp_path / "state.pt", CPU)
+    assert restored.epoch == 2
+    for name, value in first.model.state_dict().items():  # the weights carry over exactly
+        assert torch.equal(restored.model.state_dict()[name], value)
+    # The random streams are re-derived from (seed, epoch): deterministic, and they train on.
+    again = train.load(tmp_path / "state.pt", CPU)[1]
+    assert torch.equal(restored.shuffle.get_state(), again.shuffle.get_state())
+    assert torch.equal(restored.shuffle.get_state(),
+                       torch.Generator().manual_seed(train.derived_seed(config.seed, train.SHUFFLE_STREAM, 2)).get_state())
+    a, b = run(config, tensors, restored), run(config, tensors, again)
+    assert [m["val_loss"] for m in a] == [m["val_loss"] for m in b] and len(a) == 2
+    assert all(math.isfinite(m["val_loss"]) for m in a)
+
+
+def test_a_cpu_checkpoint_names_its_device(tensors, tmp_path):
+    config = TrialConfig(hidden=8, epochs=1, batch_size=64)
+    state = train.init_state(config, CPU)
+    run(config, tensors, state)
+    train.save(state, config, tmp_path / "state.pt")
+    saved = torch.load(tmp_path / "state.pt", weights_only=True)
+    assert saved["device"] == "cpu" and train.saved_device(saved) == "cpu"
+    del saved["device"]
+    assert train.saved_device(saved) == "cpu"  # told apart by the state's size when unnamed
+    assert train.saved_device({"shuffle": cuda_style_state()}) == "cuda"
+
+
+def test_graph_warmup_is_undone_exactly(tensors):
+    """cuda_graph's warm-up steps run on the real model, then are undone in place (checked on CPU)."""
+    from tune_ae import cuda_graph
+
+    config = TrialConfig(hidden=16, epochs=3, batch_size=64)
+    straight = run(config, tensors)
+    for done_epochs in (0, 1):  # a fresh optimizer (lazy state) and one with moments
+        state = train.init_state(config, CPU)
+        head = run(TrialConfig(**{**config.to_dict(), "epochs": done_epochs}), tensors, state) if done_epochs else []
+        saved = cuda_graph.snapshot(state)
+        for _ in range(cuda_graph.WARMUP_STEPS):
+            train.epoch_steps(state, config, tensors[0], torch.arange(64), torch.zeros(()), cache_casts=False)
+        cuda_graph.restore(state, saved)
+        tail = run(config, tensors, state)
+        assert [m["val_loss"] for m in head + tail] == [m["val_loss"] for m in straight]

@@ -5,6 +5,7 @@
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from tune_ae import results, sweep, train
@@ -13,7 +14,7 @@ from tune_ae.data import load_fashion_mnist
 from tune_ae.grids import Grid
 
 from conftest import write_dataset
-from faults import crash_once_at_epoch
+from faults import as_if_written_on_cuda, crash_once_at_epoch
 
 
 def test_crashed_trial_is_retried_from_its_checkpoint(ray_session, tmp_path):
@@ -41,3 +42,32 @@ def test_crashed_trial_is_retried_from_its_checkpoint(ray_session, tmp_path):
         reference = [m["val_loss"] for m in train.train(config, train_x, val_x)]
         got = epochs[epochs["hidden"] == config.hidden]["val_loss"].tolist()
         assert got == reference
+
+
+def test_a_trial_restarted_on_cpu_resumes_a_cuda_checkpoint(ray_session, tmp_path):
+    def make_checkpoint_cuda_style(trial_dir):
+        # Tune persists checkpoints under the storage path, not in the trial's working folder.
+        stored = tmp_path / "store" / "moved" / Path(trial_dir).name
+        latest = max(stored.glob("checkpoint_*"), key=lambda p: int(p.name.split("_")[-1]))
+        as_if_written_on_cuda(latest / train.STATE_FILE)
+
+    data = load_fashion_mnist(write_dataset(tmp_path / "d"), expect_full=False)
+    grid = Grid(hidden=(16,), epochs=6, batch_size=50)
+    s = SweepSettings(storage_path=str(tmp_path / "store"), name="moved", checkpoint_every=2, max_failures=1)
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    sweep.build_tuner(grid, s, data, trainable=crash_once_at_epoch(3, str(markers), make_checkpoint_cuda_style)).fit()
+
+    folder = tmp_path / "store" / "moved"
+    epochs, trials = results.load_epochs(folder), results.load_trials(folder)
+    assert len(list(markers.iterdir())) == 1 and (trials["status"] == "done").all()
+    assert epochs["epoch"].tolist() == [1, 2, 3, 4, 5, 6]
+    trial_dir = Path(epochs["trial_dir"].iloc[0])
+    assert [r["epoch"] for r in results.read_reports(trial_dir)] == [1, 2, 3, 3, 4, 5, 6]  # resumed at epoch 2
+    # Same weights at epoch 2, new random streams after it: epoch 3 differs from the first try.
+    torch.set_num_threads(1)
+    train_x, val_x = (train.to_device(x, torch.device("cpu")) for x in (data.train_images, data.test_images))
+    reference = [m["val_loss"] for m in train.train(grid.trial_configs()[0], train_x, val_x)]
+    got = epochs["val_loss"].tolist()
+    assert got[:2] == reference[:2] and got[2] != reference[2]
+    assert got[-1] == pytest.approx(reference[-1], rel=0.1)

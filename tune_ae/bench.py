@@ -42,15 +42,36 @@ def val_flops(hidden: int, images: int) -> float:
     return 2 * 2 * PIXELS * hidden * images
 
 
-def matmul_peak_gflops(dtype: torch.dtype = torch.float32, size: int = 2048, repeats: int = 10) -> float:
-    a, b = torch.rand(size, size).to(dtype), torch.rand(size, size).to(dtype)
-    torch.mm(a, b)  # warm-up: thread pool, kernel selection
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - started)
+def sync(device: torch.device) -> None:
+    """Wait for the device: CUDA calls return before the work is done."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_peak_gflops(dtype: torch.dtype, device: torch.device, size: int = 2048, repeats: int = 10) -> float:
+    """Best torch.mm rate on `device`; on CUDA, "tf32" is fp32 inputs on the TF32 tensor cores."""
+    tf32 = dtype == "tf32"
+    dtype = torch.float32 if tf32 else dtype
+    a, b = (torch.rand(size, size, device=device).to(dtype) for _ in range(2))
+    previous = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    try:
+        torch.mm(a, b)  # warm-up: thread pool, kernel selection
+        sync(device)
+        best = float("inf")
+        for _ in range(repeats):
+            started = time.perf_counter()
+            torch.mm(a, b)
+            sync(device)
+            best = min(best, time.perf_counter() - started)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = previous
     return 2 * size**3 / best / 1e9
+
+
+def peak_dtypes(device: torch.device) -> dict:
+    kinds = {"fp32": torch.float32, "bf16": torch.bfloat16}
+    return {**kinds, "tf32": "tf32"} if device.type == "cuda" else kinds
 
 
 def torchvision_root(data: FashionMNIST, into: Path) -> Path:
@@ -65,8 +86,8 @@ def torchvision_root(data: FashionMNIST, into: Path) -> Path:
     return into
 
 
-def baseline_epoch_times(root: Path, hidden: int, epochs: int, subset: int | None) -> list[float]:
-    """The report-style pipeline, as one would write it from the PyTorch tutorials."""
+def baseline_epoch_times(root: Path, hidden: int, epochs: int, subset: int | None, device: torch.device) -> list[float]:
+    """The report-style pipeline, as one would write it from the PyTorch tutorials, on `device`."""
     from torch.utils.data import DataLoader, Subset
     from torchvision import datasets, transforms
 
@@ -74,28 +95,35 @@ def baseline_epoch_times(root: Path, hidden: int, epochs: int, subset: int | Non
     if subset:
         dataset = Subset(dataset, range(subset))
     loader = DataLoader(dataset, batch_size=1000, shuffle=True)
-    model = nn.Sequential(nn.Linear(784, hidden), nn.ReLU(), nn.Dropout(0.1), nn.Linear(hidden, 784), nn.ReLU())
+    model = nn.Sequential(nn.Linear(784, hidden), nn.ReLU(), nn.Dropout(0.1), nn.Linear(hidden, 784), nn.ReLU()).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = nn.MSELoss()
     times = []
     for _ in range(epochs + 1):  # the first epoch is the warm-up
         started = time.perf_counter()
         model.train()
+        running_loss = 0.0
         for images, _ in loader:
-            x = images.view(-1, 784)  # (B, 1, 28, 28) -> (B, 784)
+            x = images.view(-1, 784).to(device)  # (B, 1, 28, 28) -> (B, 784)
             loss = loss_fn(model(x), x)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            running_loss += loss.item()  # the tutorials' per-step loss log (a host sync on a GPU)
+        sync(device)
         times.append(time.perf_counter() - started)
     return times[1:]
 
 
-def our_epoch_times(data: FashionMNIST, hidden: int, epochs: int, precision: str, device: torch.device) -> tuple[list[float], list[float], float]:
-    """Training-only epoch times, validation times, and val_loss after the last epoch."""
+def our_epoch_times(data: FashionMNIST, hidden: int, epochs: int, precision: str, device: torch.device,
+                    cuda_graphs: bool = True) -> tuple[list[float], list[float], float]:
+    """Training-only epoch times, validation times, and val_loss after the last epoch.
+
+    train_epoch reads its loss back to the host before it stops the clock: the times are synced.
+    """
     config = TrialConfig(hidden=hidden, precision=precision, epochs=epochs + 1)
     train_x, val_x = train.to_device(data.train_images, device), train.to_device(data.test_images, device)
-    state = train.init_state(config, device)
+    state = train.init_state(config, device, cuda_graphs)  # the first (warm-up) epoch captures the graph
     train_times, val_times = [], []
     for _ in range(epochs + 1):
         metrics = train.train_epoch(state, config, train_x, val_x)
@@ -134,7 +162,7 @@ def run_benchmark(data_dir: str | None, hidden_sizes: list[int], epochs: int, su
     ray_report = ray_overhead(data.folder) if with_ray else None
     # The peak is measured before and after the timings and the higher kept: a shared
     # machine's slow spell during a short measurement must not flatter "% of peak".
-    peaks = {"fp32": matmul_peak_gflops(torch.float32), "bf16": matmul_peak_gflops(torch.bfloat16)}
+    peaks = {name: matmul_peak_gflops(dtype, device) for name, dtype in peak_dtypes(device).items()}
     report = {
         "device": str(device), "cpu": platform.processor() or platform.machine(), "threads": threads,
         "versions": {k: versions()[k] for k in ("torch", "torchvision", "ray")},
@@ -144,7 +172,7 @@ def run_benchmark(data_dir: str | None, hidden_sizes: list[int], epochs: int, su
     with tempfile.TemporaryDirectory() as tmp:
         root = torchvision_root(data, Path(tmp))
         for hidden in hidden_sizes:
-            base = statistics.median(baseline_epoch_times(root, hidden, epochs, subset))
+            base = statistics.median(baseline_epoch_times(root, hidden, epochs, subset, device))
             for precision in precisions:
                 train_times, val_times, val_loss = our_epoch_times(data, hidden, epochs, precision, device)
                 ours = statistics.median(train_times)
@@ -158,8 +186,8 @@ def run_benchmark(data_dir: str | None, hidden_sizes: list[int], epochs: int, su
                     "ours_epoch_spread_s": [min(train_times), max(train_times)],
                     f"val_loss_after_{epochs + 1}_epochs": val_loss,
                 })
-    for dtype, name in ((torch.float32, "fp32"), (torch.bfloat16, "bf16")):
-        peaks[name] = max(peaks[name], matmul_peak_gflops(dtype))
+    for name, dtype in peak_dtypes(device).items():
+        peaks[name] = max(peaks[name], matmul_peak_gflops(dtype, device))
     for r in report["results"]:
         r["fraction_of_peak"] = r["ours_train_gflops"] / peaks[r["precision"]]
     if ray_report:
@@ -171,7 +199,7 @@ def print_report(report: dict) -> None:
     print(f"device {report['device']} ({report['cpu']}), {report['threads']} thread(s); "
           f"torch {report['versions']['torch']}, ray {report['versions']['ray']}")
     peaks = report["matmul_peak_gflops"]
-    print(f"matmul peak: fp32 {peaks['fp32']:.1f} GFLOP/s, bf16 {peaks['bf16']:.1f} GFLOP/s")
+    print("matmul peak on the device: " + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in peaks.items()))
     print(f"{report['train_images']} training images, median of {report['epochs_timed']} epochs after a warm-up\n")
     header = f"{'h':>5} {'prec':>5} {'baseline s':>11} {'ours s':>8} {'speedup':>8} {'base img/s':>11} {'ours img/s':>11} {'GFLOP/s':>8} {'% peak':>7}"
     print(header)

@@ -99,6 +99,7 @@ class SweepSettings:
     max_failures: int = 3  # retries of a crashed trial, each from its latest checkpoint
     checkpoint_every: int = 10  # epochs between checkpoints (and always at the last epoch)
     keep_checkpoints: int = 2  # newest checkpoints kept per trial
+    cuda_graphs: bool = True  # on CUDA, replay each training epoch as one CUDA graph (eager if False)
 
     def __post_init__(self) -> None:
         if isinstance(self.cpus_per_trial, bool) or not isinstance(self.cpus_per_trial, (int, float)) or not self.cpus_per_trial > 0:

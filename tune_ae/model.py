@@ -26,6 +26,9 @@ class Dropout(nn.Module):
         if not 0.0 <= p < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {p}")
         self.p = p
+        # The run's own generator (train.py sets it): masks never depend on, or disturb, the
+        # process-wide RNG, and a CUDA graph can replay them (it registers this generator).
+        self.generator: torch.Generator | None = None
         dropped_levels = round(p * MASK_LEVELS)
         self.threshold = dropped_levels - MASK_LEVELS // 2  # int16 draws are uniform in [-2^15, 2^15)
         self.scale = MASK_LEVELS / (MASK_LEVELS - dropped_levels)
@@ -34,7 +37,9 @@ class Dropout(nn.Module):
         if not self.training or self.threshold == -MASK_LEVELS // 2:
             return x
         n = x.numel()
-        words = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device).random_(-(2**63), 2**63 - 1)
+        words = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device).random_(
+            -(2**63), 2**63 - 1, generator=self.generator
+        )
         keep = words.view(torch.int16)[:n].view_as(x) >= self.threshold  # (n/4,) int64 -> (n,) int16 -> x's shape
         return torch.where(keep, x * self.scale, 0.0)
 

@@ -60,6 +60,7 @@ def build_parser() -> Parser:
     r.add_argument("--max-failures", type=int, default=3, help="retries per crashed trial, from its checkpoint")
     r.add_argument("--checkpoint-every", type=int, default=10, help="epochs between checkpoints")
     r.add_argument("--keep-checkpoints", type=int, default=2, help="checkpoints kept per trial")
+    r.add_argument("--no-cuda-graphs", action="store_true", help="on CUDA, run the eager loop instead of replaying each epoch as a CUDA graph")
     r.add_argument("--no-report", action="store_true", help="skip figures and report.md (tables are still written)")
     return p
 
@@ -93,6 +94,7 @@ def plan(args: argparse.Namespace) -> tuple[str, Grid, SweepSettings, str | None
         storage_path=storage_path, name=args.name or experiment.default_name(grid_name),
         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, scheduler=args.scheduler,
         max_failures=args.max_failures, checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints,
+        cuda_graphs=not args.no_cuda_graphs,
     )
     if storage.exists(storage_path, settings.name):
         raise ConfigError(f"experiment {settings.name} already exists in {storage_path}; "

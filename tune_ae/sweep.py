@@ -60,7 +60,8 @@ def param_space(grid: Grid) -> dict:
 
 def wrapped_trainable(grid: Grid, settings: SweepSettings, data: FashionMNIST, trainable: Callable):
     # with_parameters puts `data` in the object store once; each trial fetches it from there.
-    fn = tune.with_parameters(trainable, data=data, checkpoint_every=settings.checkpoint_every)
+    fn = tune.with_parameters(trainable, data=data, checkpoint_every=settings.checkpoint_every,
+                              cuda_graphs=settings.cuda_graphs)
     return tune.with_resources(fn, trial_resources(grid, settings))
 
 

@@ -2,16 +2,17 @@
 
 The whole data set lives on the training device as one float tensor; an epoch is a
 `torch.randperm` from a seeded generator walked in minibatches. There is no DataLoader and
-no per-image Python, and the loop never syncs with the host inside an epoch.
+no per-image Python, and the loop never syncs with the host inside an epoch. On CUDA the
+epoch's steps can be replayed as one CUDA graph (cuda_graph.py): the same arithmetic,
+without a kernel launch per operation.
 
-Reproducibility: initialisation, shuffling and dropout draw from random states that belong
+Reproducibility: initialisation, shuffling and dropout draw from random streams that belong
 to the run (`TrainState`), never from whatever the process-wide generators hold. Saving and
-restoring that state mid-run therefore gives bit-identical metrics on CPU.
+restoring that state mid-run therefore gives bit-identical metrics on the same device.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from tune_ae.model import Autoencoder
 
 STATE_FILE = "state.pt"  # a saved run inside a checkpoint folder
 VAL_CHUNK = 10_000  # validation rows per forward pass: the whole test set in one matmul
+SHUFFLE_STREAM, DROPOUT_STREAM = 1, 2  # stream ids for derived_seed
 
 
 def pick_device(use_cuda: bool = True) -> torch.device:
@@ -42,59 +44,66 @@ class TrainState:
     model: Autoencoder
     optimizer: torch.optim.Optimizer
     shuffle: torch.Generator  # drives the per-epoch permutation, on the training device
-    rng_state: torch.Tensor  # the run's dropout RNG (CPU generator state)
-    cuda_rng_state: torch.Tensor | None  # the run's dropout RNG on CUDA
+    dropout: torch.Generator  # the dropout masks' stream, on the training device
     epoch: int = 0  # epochs completed
+    cuda_graphs: bool = False  # replay each epoch as one CUDA graph (CUDA only)
+    graph: object = None  # the captured epoch (cuda_graph.GraphedEpoch), built at first use; never saved
 
 
-@contextlib.contextmanager
-def run_rng(state: TrainState, device: torch.device):
-    """Use the run's own RNG state for the block, then store it back into `state`.
+def derived_seed(seed: int, stream: int, epoch: int) -> int:
+    """A seed for `stream` at `epoch`, for when a saved random state cannot be carried over.
 
-    fork_rng leaves the process-wide generators as they were, so two runs in one process
-    (tests, a notebook) cannot disturb each other's dropout masks.
+    A generator's state is device-specific (5056 bytes of Mersenne Twister on the CPU, a
+    16-byte Philox seed and offset on CUDA). A run that changes device restarts its streams
+    from here: deterministic, but not the draws the first device would have made.
     """
-    devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices, device_type="cuda"):
-        torch.set_rng_state(state.rng_state)
-        if devices and state.cuda_rng_state is not None:
-            torch.cuda.set_rng_state(state.cuda_rng_state, devices[0])
-        yield
-        state.rng_state = torch.get_rng_state()
-        if devices:
-            state.cuda_rng_state = torch.cuda.get_rng_state(devices[0])
+    return (seed * 1_000_003 + stream * 10_007 + epoch) % (2**63)
 
 
-def make_optimizer(model: Autoencoder, lr: float) -> torch.optim.Optimizer:
+def make_optimizer(model: Autoencoder, lr: float, capturable: bool = False) -> torch.optim.Optimizer:
     # The fused kernel updates all parameters in one pass; PyTorch's other Adam defaults
-    # (betas, eps, no weight decay) are the report's.
+    # (betas, eps, no weight decay) are the report's. `capturable` keeps the step count on
+    # the device so that a CUDA graph can replay the update; the arithmetic is the same.
     try:
-        return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+        return torch.optim.Adam(model.parameters(), lr=lr, fused=True, capturable=capturable)
     except RuntimeError:  # fused not available for this device/dtype
-        return torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
+        return torch.optim.Adam(model.parameters(), lr=lr, foreach=True, capturable=capturable)
 
 
-def init_state(config: TrialConfig, device: torch.device) -> TrainState:
-    """A fresh model and optimizer, with every random stream derived from `config.seed`."""
-    generator = torch.Generator(device="cpu").manual_seed(config.seed)
-    state = TrainState(
-        model=None,  # type: ignore[arg-type]  # built below under the run's RNG
-        optimizer=None,  # type: ignore[arg-type]
-        shuffle=torch.Generator(device=device).manual_seed(config.seed + 1),
-        rng_state=generator.get_state(),
-        cuda_rng_state=None,
-    )
-    if device.type == "cuda":
-        state.cuda_rng_state = torch.Generator(device=device).manual_seed(config.seed + 2).get_state()
-    with run_rng(state, device):
+def init_state(config: TrialConfig, device: torch.device, cuda_graphs: bool = False) -> TrainState:
+    """A fresh model and optimizer, with every random stream derived from `config.seed`.
+
+    `cuda_graphs` is honoured on CUDA only; elsewhere the eager loop runs.
+    """
+    init = torch.Generator(device="cpu").manual_seed(config.seed)
+    # Default initialisation draws from the process-wide CPU RNG: fork it, so the run owns it.
+    with torch.random.fork_rng(devices=[]):
+        torch.set_rng_state(init.get_state())
         model = Autoencoder(config.hidden, config.dropout, config.output_activation)
-    state.model = model.to(device)
-    state.optimizer = make_optimizer(state.model, config.lr)
+        after_init = torch.get_rng_state()
+    dropout = torch.Generator(device=device)
+    if device.type == "cpu":
+        dropout.set_state(after_init)  # CPU masks continue the initialisation's stream
+    else:
+        dropout.manual_seed(config.seed + 2)
+    model = model.to(device)
+    graphs = cuda_graphs and device.type == "cuda"
+    state = TrainState(
+        model=model,
+        optimizer=make_optimizer(model, config.lr, capturable=graphs),
+        shuffle=torch.Generator(device=device).manual_seed(config.seed + 1),
+        dropout=dropout,
+        cuda_graphs=graphs,
+    )
+    for module in model.modules():
+        if hasattr(module, "generator"):  # model.Dropout draws its masks from the run's stream
+            module.generator = dropout
     return state
 
 
-def autocast(device: torch.device, precision: str):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+def autocast(device: torch.device, precision: str, cache_casts: bool = True):
+    # A CUDA graph must not reuse casts cached outside it: its capture passes cache_casts=False.
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16", cache_enabled=cache_casts)
 
 
 @torch.inference_mode()
@@ -110,29 +119,41 @@ def evaluate(model: Autoencoder, images: torch.Tensor, precision: str = "fp32") 
     return float(total / images.numel())
 
 
+def epoch_steps(state: TrainState, config: TrialConfig, train_x: torch.Tensor, order: torch.Tensor,
+                loss_sum: torch.Tensor, cache_casts: bool = True) -> None:
+    """The minibatch steps of one epoch over `order`, each loss added into `loss_sum` on the device.
+
+    Run eagerly, or recorded once into a CUDA graph and replayed (cuda_graph.py).
+    """
+    model, optimizer = state.model, state.optimizer
+    for batch_idx in order.split(config.batch_size):
+        x = train_x.index_select(0, batch_idx)  # (B, 784); 5x faster than train_x[idx] on CPU
+        with autocast(train_x.device, config.precision, cache_casts):
+            loss = F.mse_loss(model(x).float(), x)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.detach()  # stays on the device: no host sync per step
+
+
 def train_epoch(state: TrainState, config: TrialConfig, train_x: torch.Tensor, val_x: torch.Tensor) -> dict:
     """One pass over `train_x` in shuffled minibatches, then the validation loss."""
-    device = train_x.device
-    model, optimizer = state.model, state.optimizer
     n = len(train_x)
     started = time.perf_counter()
-    model.train()
-    loss_sum = torch.zeros((), device=device)
-    batches = 0
-    with run_rng(state, device):
-        order = torch.randperm(n, generator=state.shuffle, device=device)
-        for batch_idx in order.split(config.batch_size):
-            x = train_x.index_select(0, batch_idx)  # (B, 784); 5x faster than train_x[idx] on CPU
-            with autocast(device, config.precision):
-                loss = F.mse_loss(model(x).float(), x)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach()  # stays on the device: no host sync per step
-            batches += 1
-    train_loss = float(loss_sum / batches)  # the one sync of the epoch
+    state.model.train()
+    order = torch.randperm(n, generator=state.shuffle, device=train_x.device)
+    if state.cuda_graphs:
+        from tune_ae import cuda_graph  # CUDA-only code, kept out of the CPU path
+
+        if state.graph is None:
+            state.graph = cuda_graph.GraphedEpoch(state, config, train_x)
+        loss_sum = state.graph.replay(order)
+    else:
+        loss_sum = torch.zeros((), device=train_x.device)
+        epoch_steps(state, config, train_x, order, loss_sum)
+    train_loss = float(loss_sum / -(-n // config.batch_size))  # mean over batches; the epoch's one sync
     train_time = time.perf_counter() - started
-    val_loss = evaluate(model, val_x, config.precision)
+    val_loss = evaluate(state.model, val_x, config.precision)
     state.epoch += 1
     return {
         "epoch": state.epoch,
@@ -148,9 +169,10 @@ def train(
     train_x: torch.Tensor,
     val_x: torch.Tensor,
     state: TrainState | None = None,
+    cuda_graphs: bool = False,
 ) -> Iterator[dict]:
     """Yield each epoch's metrics until `config.epochs`; resumes from `state` when given."""
-    state = state or init_state(config, train_x.device)
+    state = state or init_state(config, train_x.device, cuda_graphs)
     while state.epoch < config.epochs:
         yield train_epoch(state, config, train_x, val_x)
 
@@ -159,37 +181,56 @@ def state_dict(state: TrainState) -> dict:
     return {
         "model": state.model.state_dict(),
         "optimizer": state.optimizer.state_dict(),
+        "device": state.shuffle.device.type,  # the device type the generator states belong to
         "shuffle": state.shuffle.get_state(),
-        "rng_state": state.rng_state,
-        "cuda_rng_state": state.cuda_rng_state,
+        "dropout": state.dropout.get_state(),
         "epoch": state.epoch,
     }
 
 
-def load_state_dict(state: TrainState, saved: dict) -> None:
+def saved_device(saved: dict) -> str:
+    """The device type a checkpoint's generator states belong to (older checkpoints did not say)."""
+    if "device" in saved:
+        return saved["device"]
+    return "cuda" if saved["shuffle"].numel() == 16 else "cpu"  # a CUDA state is seed + offset
+
+
+def load_state_dict(state: TrainState, saved: dict, seed: int) -> None:
+    """Restore a saved run into `state`.
+
+    On the device type that wrote it, the run continues bit for bit. On the other (a CUDA
+    checkpoint opened on a CPU-only machine, or back) the model, optimizer and epoch carry
+    over, and the shuffle and dropout streams restart from `derived_seed(seed, ..., epoch)`:
+    still deterministic, but later minibatch orders and dropout masks differ from the ones
+    an uninterrupted run on the first device would have drawn.
+    """
     state.model.load_state_dict(saved["model"])
     state.optimizer.load_state_dict(saved["optimizer"])
-    state.shuffle.set_state(saved["shuffle"])
-    state.rng_state = saved["rng_state"]
-    # A checkpoint written on CUDA and resumed on CPU (or back) keeps its own seeds for the
-    # device it lacks: the run then differs from an uninterrupted one only in dropout masks.
-    if saved["cuda_rng_state"] is not None and state.cuda_rng_state is not None:
-        state.cuda_rng_state = saved["cuda_rng_state"]
     state.epoch = saved["epoch"]
+    device = state.shuffle.device.type
+    if saved_device(saved) == device:
+        dropout = saved.get("dropout")
+        if dropout is None:  # written before the run owned a dropout generator
+            dropout = saved["rng_state"] if device == "cpu" else saved["cuda_rng_state"]
+        state.shuffle.set_state(saved["shuffle"])
+        state.dropout.set_state(dropout)
+    else:
+        state.shuffle.manual_seed(derived_seed(seed, SHUFFLE_STREAM, state.epoch))
+        state.dropout.manual_seed(derived_seed(seed, DROPOUT_STREAM, state.epoch))
 
 
 def save(state: TrainState, config: TrialConfig, path: str | Path) -> None:
     torch.save({"config": config.to_dict(), **state_dict(state)}, path)
 
 
-def load(path: str | Path, device: torch.device) -> tuple[TrialConfig, TrainState]:
-    """Rebuild a run saved by `save` on `device`."""
+def load(path: str | Path, device: torch.device, cuda_graphs: bool = False) -> tuple[TrialConfig, TrainState]:
+    """Rebuild a run saved by `save` on `device`, whichever device wrote it."""
     saved = torch.load(path, map_location=device, weights_only=True)
     config = TrialConfig.from_dict(saved["config"])
-    state = init_state(config, device)
-    # Generator states must stay on the CPU whatever map_location did to them.
-    for key in ("shuffle", "rng_state", "cuda_rng_state"):
-        if saved[key] is not None:
+    state = init_state(config, device, cuda_graphs)
+    # Generator states are byte tensors that set_state wants on the CPU, whatever map_location did.
+    for key in ("shuffle", "dropout", "rng_state", "cuda_rng_state"):
+        if saved.get(key) is not None:
             saved[key] = saved[key].cpu()
-    load_state_dict(state, saved)
+    load_state_dict(state, saved, config.seed)
     return config, state

@@ -25,8 +25,12 @@ def trial_device_and_threads() -> tuple[torch.device, int]:
     return device, threads
 
 
-def train_autoencoder(config: dict, data: FashionMNIST, checkpoint_every: int) -> None:
-    """Train `config` (TrialConfig fields); `data` arrives once per node via the object store."""
+def train_autoencoder(config: dict, data: FashionMNIST, checkpoint_every: int, cuda_graphs: bool = True) -> None:
+    """Train `config` (TrialConfig fields); `data` arrives once per node via the object store.
+
+    A checkpoint written on another device type (a CUDA trial restarted on a CPU-only node)
+    resumes with re-derived random streams (train.load_state_dict says what differs).
+    """
     started_at = time.time()
     trial = TrialConfig.from_dict(config)
     device, threads = trial_device_and_threads()
@@ -37,14 +41,15 @@ def train_autoencoder(config: dict, data: FashionMNIST, checkpoint_every: int) -
     checkpoint = tune.get_checkpoint()
     if checkpoint:  # a retry or a resumed sweep: continue exactly where the checkpoint left off
         with checkpoint.as_directory() as folder:
-            _, state = train.load(Path(folder) / train.STATE_FILE, device)
+            _, state = train.load(Path(folder) / train.STATE_FILE, device, cuda_graphs)
     else:
-        state = train.init_state(trial, device)
+        state = train.init_state(trial, device, cuda_graphs)
 
     identity = {
         **trial.to_dict(),
         "parameters": parameter_count(trial.hidden),
         "device": str(device),
+        "cuda_graphs": state.cuda_graphs,
         "threads": threads,
         "node_id": ray.get_runtime_context().get_node_id(),
         "trial_started_at": started_at,
