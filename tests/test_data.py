@@ -76,14 +76,18 @@ def test_raw_and_gz_folders_load_the_same(tmp_path):
     assert gz.train_images.shape == (300, 784) and gz.test_images.shape == (60, 784)
 
 
-def test_search_order_argument_then_env_then_cache(tmp_path, monkeypatch):
+def test_search_order_argument_alone_else_env_then_cache(tmp_path, monkeypatch):
     arg, env, cache = tmp_path / "arg", tmp_path / "env", data.cache_dir()
     for folder in (arg, env, cache):
         write_dataset(folder)
     monkeypatch.setenv("TUNE_AE_DATA", str(env))
     assert data.find_data_dir(arg) == arg.resolve()
     assert data.find_data_dir(None) == env.resolve()
-    assert data.find_data_dir(tmp_path / "empty") == env.resolve()
+    # A folder given explicitly is the only place looked: no silent fallback to other data.
+    (arg / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(DataError) as err:
+        data.find_data_dir(arg)
+    assert f"looked in {arg.resolve()}, the folder given: it lacks t10k-labels-idx1-ubyte[.gz]" in str(err.value)
     monkeypatch.delenv("TUNE_AE_DATA")
     assert data.find_data_dir(None) == cache.resolve()
 
@@ -99,10 +103,10 @@ def test_offline_gives_one_clear_error_naming_every_folder(tmp_path, monkeypatch
 
     monkeypatch.setattr(data, "download", offline)
     with pytest.raises(DataError) as err:
-        load_fashion_mnist(tmp_path / "arg")
+        load_fashion_mnist()
     message = str(err.value)
     assert calls == [data.cache_dir()]
-    for folder in (tmp_path / "arg", tmp_path / "env", data.cache_dir()):
+    for folder in (tmp_path / "env", data.cache_dir()):
         assert str(folder) in message
     assert "download failed (network is unreachable)" in message and "--data-dir" in message
 
@@ -111,7 +115,7 @@ def test_download_fills_the_cache(tmp_path, monkeypatch):
     monkeypatch.delenv("TUNE_AE_NO_DOWNLOAD")
     monkeypatch.delenv("TUNE_AE_DATA", raising=False)
     monkeypatch.setattr(data, "download", lambda folder: write_dataset(folder))
-    got = load_fashion_mnist(tmp_path / "nothing", expect_full=False)
+    got = load_fashion_mnist(expect_full=False)
     assert Path(got.folder) == data.cache_dir() and len(got.train_images) == 300
 
 
@@ -119,7 +123,7 @@ def test_no_download_switch(tmp_path, monkeypatch):
     monkeypatch.delenv("TUNE_AE_DATA", raising=False)
     monkeypatch.setattr(data, "download", lambda folder: pytest.fail("must not download"))
     with pytest.raises(DataError, match="downloading is off"):
-        load_fashion_mnist(tmp_path / "nothing")
+        load_fashion_mnist()
 
 
 def test_stratified_subset_is_balanced_deterministic_and_ordered(tmp_path):

@@ -9,7 +9,7 @@ from tune_ae import results
 def fake_trial(folder, trial_id, hidden, epochs_reported, planned=3, error=False, checkpoints=()):
     trial_dir = folder / f"train_autoencoder_{trial_id}"
     trial_dir.mkdir(parents=True)
-    (trial_dir / "params.json").write_text("{}")
+    (trial_dir / "params.json").write_text(json.dumps({"hidden": hidden, "epochs": planned, "batch_size": 10}))
     lines = []
     for i, epoch in enumerate(epochs_reported):
         lines.append(json.dumps({
@@ -21,7 +21,7 @@ def fake_trial(folder, trial_id, hidden, epochs_reported, planned=3, error=False
         }))
     (trial_dir / "result.json").write_text("\n".join(lines) + "\n" + '{"cut sho')  # a killed writer's last line
     if error:
-        (trial_dir / "error.txt").write_text("boom")
+        (trial_dir / "error.txt").write_text("Failure # 1\nTraceback ...\n\nboom\n")
     for c in checkpoints:
         (trial_dir / f"checkpoint_{c:06d}").mkdir()
     return trial_dir
@@ -38,7 +38,8 @@ def test_epochs_once_each_last_report_wins_and_trial_summary(tmp_path):
 
     trials = results.summarise_trials(epochs).set_index("trial_id")
     assert trials.loc["a", "status"] == "done" and trials.loc["b", "status"] == "error"
-    assert trials.loc["c", "status"] == "stopped"
+    assert trials.loc["c", "status"] == "stopped early"  # no Tune state: fewer epochs, no error
+    assert trials.loc["b", "error"] == "boom" and pd.isna(trials.loc["a", "error"])
     assert trials.loc["a", "best_epoch"] == 3 and trials.loc["a", "best_val_loss"] == pytest.approx(0.2 / 3)
     assert trials.loc["a", "epochs_done"] == 3 and trials.loc["a", "wall_time_s"] == pytest.approx(10.0)
     assert trials.loc["a", "checkpoint"] == str(a / "checkpoint_000010")
@@ -60,3 +61,33 @@ def test_tables_without_saved_files_and_empty_folders(tmp_path):
     assert results.load_epochs(tmp_path / "empty").empty
     with pytest.raises(ValueError, match="table must be one of epochs, trials"):
         results.load_table(tmp_path, "nope")
+
+
+def test_every_trial_of_the_grid_is_accounted_for(tmp_path):
+    """Tune's status decides; trials of the recorded grid without a folder are 'not started'."""
+    from tune_ae.config import SweepSettings
+    from tune_ae.experiment import write_meta
+    from tune_ae.grids import Grid
+
+    grid = Grid({"hidden": (16, 32, 64, 128, 256), "epochs": (3,), "batch_size": (10,)})
+    write_meta(tmp_path, "custom", grid, SweepSettings(storage_path=str(tmp_path.parent), name=tmp_path.name),
+               {"folder": "/d"}, {"command": []})
+    dirs = {h: fake_trial(tmp_path, f"t{h}", h, epochs, error=h == 32)
+            for h, epochs in ((16, [1, 2, 3]), (32, [1]), (64, [1, 2]), (128, []))}
+    state = {"trial_data": [[json.dumps({"relative_logdir": dirs[h].name, "status": status}), "{}"]
+                            for h, status in ((16, "TERMINATED"), (32, "ERROR"), (64, "RUNNING"), (128, "PENDING"))]}
+    (tmp_path / "experiment_state-2026-11-27_10-00-00.json").write_text(json.dumps(state))
+    trials = results.load_trials(tmp_path).set_index("hidden")
+    assert trials["status"].to_dict() == {16: "done", 32: "error", 64: "interrupted", 128: "not started",
+                                          256: "not started"}
+    assert trials.loc[32, "error"] == "boom" and trials.loc[64, "epochs_done"] == 2
+
+
+def test_tables_of_folders_written_before_a_field_existed(tmp_path):
+    """Reports without a field added since (here: all but hidden) read as that field's default."""
+    trial_dir = fake_trial(tmp_path, "a", 64, [1, 2, 3])
+    rows = [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines()[:-1]]
+    (trial_dir / "result.json").write_text("\n".join(json.dumps({k: v for k, v in r.items() if k != "precision"})
+                                                     for r in rows) + "\n")
+    epochs = results.load_epochs(tmp_path)
+    assert (epochs["precision"] == "fp32").all() and list(epochs.columns[:-1]) == results.EPOCH_COLUMNS

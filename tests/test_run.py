@@ -31,11 +31,15 @@ def test_smoke_grid_end_to_end(smoke_experiment, real_data_dir):
         assert t["train_loss"].is_monotonic_decreasing and t["val_loss"].iloc[-1] < t["val_loss"].iloc[0]
     assert pd.read_csv(folder / "trials.csv")["best_val_loss"].tolist() == pytest.approx(trials["best_val_loss"].tolist())
     meta = read_meta(folder)
-    assert meta["grid_name"] == "smoke" and meta["grid"]["hidden"] == [32, 64]
+    assert meta["grid_name"] == "smoke" and meta["grid"]["axes"]["hidden"] == [32, 64]
     assert meta["runs"][0]["command"][-6:] == ["--data-dir", str(real_data_dir), "--storage-path", str(folder.parent), "--name", "s"]
     assert torch.__version__.startswith(meta["runs"][0]["versions"]["torch"])
     assert meta["data"]["train_images"] == 3000 and meta["data"]["test_images"] == 500
-    assert "final_val_loss" in done.stdout  # the summary table
+    assert "final_val_loss" in done.stdout and "2 done (of 2 trials)" in done.stdout  # the summary
+    # The progress view: one line per trial event, no Tune status boxes.
+    assert done.stdout.count(" started (") == 2 and done.stdout.count(" done  val_loss") == 2
+    assert "╭" not in done.stdout and "Trial status" not in done.stdout and "+---" not in done.stdout
+    assert (folder / "tune.log").stat().st_size > 0  # Tune's own log, kept with the experiment
 
 
 @pytest.mark.parametrize(
@@ -48,11 +52,18 @@ def test_smoke_grid_end_to_end(smoke_experiment, real_data_dir):
         (["--lr", "0"], "lr must be > 0"),
         (["--epochs", "-3"], "epochs must be >= 1"),
         (["--gpus-per-trial", "lots"], "expected 'auto' or a number"),
-        (["--cpus-per-trial", "0"], "cpus-per-trial must be > 0"),
+        (["--cpus-per-trial", "0"], "cpus-per-trial must be a finite number > 0"),
         (["--storage-path", "/etc/hostname/sub"], "storage path /etc/hostname/sub is not writable"),
         (["--resume", "--name", "nope"], "nothing to resume"),
         (["--resume", "--hidden", "64"], "--resume continues the experiment as it was started; drop --hidden"),
         (["--data-dir", "/nonexistent/fmnist"], "Fashion-MNIST not found (looked in /nonexistent/fmnist"),
+        # Requests nothing could ever satisfy: refused before a trial is queued, not pending forever.
+        (["--gpus-per-trial", "nan"], "gpus-per-trial must be auto, a fraction in [0, 1] or a whole number, got nan"),
+        (["--gpus-per-trial", "inf"], "gpus-per-trial must be auto, a fraction in [0, 1] or a whole number, got inf"),
+        (["--cpus-per-trial", "inf"], "cpus-per-trial must be a finite number > 0, got inf"),
+        (["--resume", "--name", "../other"], "name must be a plain folder name"),
+        (["--name", ""], "name must be a plain folder name"),
+        (["--hidden", "64", "--dropout", "2"], "dropout must be in [0, 1)"),
     ],
 )
 def test_bad_input_one_line_exit_2(tmp_path, args, words):
@@ -63,6 +74,124 @@ def test_bad_input_one_line_exit_2(tmp_path, args, words):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and words in lines[0], done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--gpus-per-trial", "1"], "no node can run a trial that asks for 1 CPU(s) and 1 GPU(s): the largest has"),
+        (["--cpus-per-trial", "64"], "no node can run a trial that asks for 64 CPU(s) and 0 GPU(s)"),
+        (["--address", "127.0.0.1:1"], "no Ray cluster answers at 127.0.0.1:1"),
+        (["--data-dir", "/typo"], "looked in /typo, the folder given"),  # while $TUNE_AE_DATA holds the data
+    ],
+)
+def test_input_refused_once_ray_or_the_data_is_asked(real_data_dir, tmp_path, args, words):
+    started = time.monotonic()
+    done = run_cli("--grid", "smoke", "--storage-path", str(tmp_path / "store"), "--name", "x", *args,
+                   env={"TUNE_AE_DATA": str(real_data_dir)}, timeout=60)
+    assert time.monotonic() - started < 30
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and words in lines[0], done.stderr
+    assert not (tmp_path / "store" / "x").exists()  # a refused sweep leaves no folder to collide with
+
+
+def test_address_auto_without_a_cluster(tmp_path):
+    done = run_cli("--grid", "smoke", "--address", "auto", "--storage-path", str(tmp_path), "--name", "x", timeout=60,
+                   env={"RAY_ADDRESS": "", "TMPDIR": str(tmp_path)})  # TMPDIR: no cluster address file of any other Ray
+    assert done.returncode == 2 and "cannot join the Ray cluster at auto" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_other_commands_name_their_own_help(tmp_path):
+    bogus = subprocess.run([sys.executable, "-m", "tune_ae.report", "--bogus"], capture_output=True, text=True)
+    assert bogus.returncode == 2 and "see python -m tune_ae.report --help" in bogus.stderr
+    assert bogus.stderr.count("\n") == 1
+
+
+def test_failed_trials_are_counted_and_reported(real_data_dir, tmp_path):
+    """One trial cannot allocate its model: it fails every retry; the other finishes. Exit 1, all accounted for."""
+    done = run_cli("--grid", "smoke", "--hidden", "64", "1000000000", "--max-failures", "1", "--data-dir", str(real_data_dir),
+                   "--storage-path", str(tmp_path), "--name", "f")
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr and "1 trial(s) failed" in done.stderr
+    trials = pd.read_csv(tmp_path / "f" / "trials.csv").set_index("hidden")
+    assert trials.loc[64, "status"] == "done" and trials.loc[1000000000, "status"] == "error"
+    assert "can't allocate memory" in trials.loc[1000000000, "error"]
+    assert "1 error, 1 done (of 2 trials)" in done.stdout and "ERROR after 2 failure(s)" in done.stdout
+    report_md = (tmp_path / "f" / "report.md").read_text()
+    assert "## Trials that did not finish" in report_md and "| 1000000000 | 0 | 3 | error |" in report_md
+
+
+def test_every_trial_failing_is_one_line_each(real_data_dir, tmp_path):
+    done = run_cli("--grid", "smoke", "--hidden", "1000000000", "--max-failures", "0", "--data-dir", str(real_data_dir),
+                   "--storage-path", str(tmp_path), "--name", "f")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "error: 1 trial(s) failed (see the error column)",
+        f"error: report not written: {tmp_path / 'f'} has no reported epochs yet (1 trial(s), none trained); nothing to plot",
+    ]
+    assert pd.read_csv(tmp_path / "f" / "trials.csv")["status"].tolist() == ["error"]
+
+
+def test_ctrl_c_exits_130_with_the_resume_command_and_resume_applies_new_settings(real_data_dir, tmp_path):
+    store, folder = tmp_path / "store", tmp_path / "store" / "c"
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "tune_ae.run", "--grid", "smoke", "--epochs", "40", "--subset", "6000",
+         "--checkpoint-every", "2", "--data-dir", str(real_data_dir), "--storage-path", str(store), "--name", "c",
+         "--no-report"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        wait_for(lambda: len(list(folder.glob("*/checkpoint_*"))) >= 2, timeout=120, what="checkpoints")
+        driver.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        out, err = driver.communicate(timeout=120)
+    finally:
+        try:
+            os.killpg(driver.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    command = f"python -m tune_ae.run --resume --name c --storage-path {store}"
+    assert driver.returncode == 130 and command in err and "Traceback" not in err, err[-2000:]
+    trials = pd.read_csv(folder / "trials.csv")
+    assert set(trials["status"]) <= {"interrupted", "not started"} and len(trials) == 2
+
+    # The resume may change resources, retries and checkpointing; a grid flag or the scheduler may not.
+    refused = run_cli("--resume", "--name", "c", "--storage-path", str(store), "--scheduler", "asha", timeout=60)
+    assert refused.returncode == 2 and "--scheduler cannot change on --resume" in refused.stderr
+    resumed = run_cli(*command.split()[3:], "--cpus-per-trial", "2", "--max-failures", "0", "--checkpoint-every", "5",
+                      "--no-report")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resume: cpus_per_trial 1.0 -> 2.0" in resumed.stdout
+    meta = read_meta(folder)
+    assert meta["settings"]["cpus_per_trial"] == 2.0 and meta["settings"]["max_failures"] == 0
+    assert meta["runs"][-1]["changed_settings"] == {"cpus_per_trial": [1.0, 2.0], "max_failures": [3, 0],
+                                                     "checkpoint_every": [2, 5]}
+    epochs = pd.read_parquet(folder / "epochs.parquet")
+    for _, t in epochs.groupby("trial_id"):
+        assert t["epoch"].tolist() == list(range(1, 41))
+        assert t["threads"].iloc[-1] == 2  # the resumed trials ran with the new CPU share
+    assert (pd.read_parquet(folder / "trials.parquet")["status"] == "done").all()
+
+
+def test_a_sweep_killed_before_tune_saved_state_can_be_resumed(real_data_dir, tmp_path):
+    """The driver died after writing tune_ae.json, before Tune's first save: --resume starts it over."""
+    from tune_ae import experiment
+    from tune_ae.config import SweepSettings
+    from tune_ae.grids import GRIDS
+
+    folder = tmp_path / "k"
+    experiment.write_meta(folder, "smoke", GRIDS["smoke"], SweepSettings(storage_path=str(tmp_path), name="k"),
+                          {"folder": str(real_data_dir), "subset": 3000, "train_images": 3000, "test_images": 500},
+                          experiment.this_run(None))
+    stray = folder / "train_autoencoder_0_hidden=64"
+    stray.mkdir()
+    (stray / "params.json").write_text("{}")
+    fresh = run_cli("--grid", "smoke", "--storage-path", str(tmp_path), "--name", "k", timeout=60)
+    assert fresh.returncode == 2 and "already exists" in fresh.stderr and "--resume" in fresh.stderr
+    resumed = run_cli("--resume", "--name", "k", "--storage-path", str(tmp_path), "--no-report")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "starting it from the beginning" in resumed.stdout
+    assert (pd.read_parquet(folder / "trials.parquet")["status"] == "done").all()
+    assert [p.name for p in folder.glob(".abandoned-*/*")] == [stray.name]  # kept, out of the way
+    assert read_meta(folder)["runs"][-1]["restarted"] is True
 
 
 def test_existing_experiment_is_not_overwritten(tmp_path):
@@ -121,7 +250,7 @@ def test_sigkilled_driver_resumes_to_identical_results(real_data_dir, tmp_path):
     train_x, val_x = train.to_device(data.train_images, cpu), train.to_device(data.test_images, cpu)
     from tune_ae.grids import resolve
 
-    for config in resolve("smoke", hidden=[128, 256], subset=6000, epochs=16, batch_size=100).trial_configs():
+    for config in resolve("smoke", {"hidden": [128, 256], "epochs": [16], "batch_size": [100]}, subset=6000).trial_configs():
         reference = list(train.train(config, train_x, val_x))
         got = epochs[epochs["hidden"] == config.hidden]
         assert got["train_loss"].tolist() == [m["train_loss"] for m in reference]

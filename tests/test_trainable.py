@@ -1,6 +1,6 @@
 """The trainable under Tune: retried from its own checkpoints, reproducing an uninterrupted run.
 
-(Device fallback and thread counts under a GPU share are checked in test_sweep.py.)
+(Device fallback and thread counts under a GPU share are checked in test_tuner.py.)
 """
 
 from pathlib import Path
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tune_ae import results, sweep, train
+from tune_ae import results, sweep, tuner, train
 from tune_ae.config import SweepSettings
 from tune_ae.data import load_fashion_mnist
 from tune_ae.grids import Grid
@@ -19,11 +19,11 @@ from faults import as_if_written_on_cuda, crash_once_at_epoch
 
 def test_crashed_trial_is_retried_from_its_checkpoint(ray_session, tmp_path):
     data = load_fashion_mnist(write_dataset(tmp_path / "d"), expect_full=False)
-    grid = Grid(hidden=(16, 32), epochs=6, batch_size=50)
+    grid = Grid({"hidden": (16, 32), "epochs": (6,), "batch_size": (50,)})
     s = SweepSettings(storage_path=str(tmp_path / "store"), name="crash", checkpoint_every=2, max_failures=2)
     markers = tmp_path / "markers"
     markers.mkdir()
-    sweep.build_tuner(grid, s, data, trainable=crash_once_at_epoch(3, str(markers))).fit()
+    tuner.build_tuner(grid, s, data, trainable=crash_once_at_epoch(3, str(markers))).fit()
 
     assert len(list(markers.iterdir())) == 2  # each trial really crashed once
     folder = tmp_path / "store" / "crash"
@@ -52,11 +52,11 @@ def test_a_trial_restarted_on_cpu_resumes_a_cuda_checkpoint(ray_session, tmp_pat
         as_if_written_on_cuda(latest / train.STATE_FILE)
 
     data = load_fashion_mnist(write_dataset(tmp_path / "d"), expect_full=False)
-    grid = Grid(hidden=(16,), epochs=6, batch_size=50)
+    grid = Grid({"hidden": (16,), "epochs": (6,), "batch_size": (50,)})
     s = SweepSettings(storage_path=str(tmp_path / "store"), name="moved", checkpoint_every=2, max_failures=1)
     markers = tmp_path / "markers"
     markers.mkdir()
-    sweep.build_tuner(grid, s, data, trainable=crash_once_at_epoch(3, str(markers), make_checkpoint_cuda_style)).fit()
+    tuner.build_tuner(grid, s, data, trainable=crash_once_at_epoch(3, str(markers), make_checkpoint_cuda_style)).fit()
 
     folder = tmp_path / "store" / "moved"
     epochs, trials = results.load_epochs(folder), results.load_trials(folder)

@@ -1,8 +1,11 @@
-"""Configuration of one trial: a frozen dataclass whose defaults are the report's study.
+"""Configuration of one trial, and of how a sweep runs.
 
-Everything that changes what a trial computes lives here, so a trial is fully described by
-`dataclasses.asdict(config)`. Validation happens at construction: a bad value never reaches
-Ray or the training loop.
+`TrialConfig` is the one place a trial's fields are defined: each field's type, default (the
+report's study), help text and allowed values. Grids, Tune's param space, the CLI's
+override flags, the tables' columns and the report's labels are all derived from it, so a
+new hyperparameter is one field here plus its use in the loop.
+
+Validation happens at construction: a bad value never reaches Ray or the training loop.
 """
 
 from __future__ import annotations
@@ -14,63 +17,92 @@ from typing import Any, Mapping
 
 OUTPUT_ACTIVATIONS = ("relu", "sigmoid", "identity")
 PRECISIONS = ("fp32", "bf16")
+SCHEDULERS = ("fifo", "asha")
 
 
 class ConfigError(ValueError):
     """A configuration value is unknown or out of range; the message says which and why."""
 
 
+def _field(default: Any, help: str, choices: tuple[str, ...] | None = None, minimum: float | None = None):
+    return dataclasses.field(default=default, metadata={"help": help, "choices": choices, "minimum": minimum})
+
+
 @dataclass(frozen=True)
 class TrialConfig:
-    hidden: int = 512  # width of the code layer h; the report trains 64, 128, 256 and 512
-    dropout: float = 0.1  # dropout probability on the hidden layer (report: 0.1)
-    lr: float = 1e-3  # Adam learning rate; the report keeps PyTorch's default 1e-3
-    batch_size: int = 1000  # minibatch size, reshuffled every epoch (report: 1000)
-    epochs: int = 400  # full passes over the training set (report: 400)
-    seed: int = 0  # seeds initialisation, shuffling and dropout; same seed, same run on CPU
-    output_activation: str = "relu"  # decoder output: "relu" as in the report, or sigmoid/identity
-    precision: str = "fp32"  # "fp32", or "bf16" autocast for the matmuls
+    hidden: int = _field(512, "width of the code layer h; the report trains 64, 128, 256 and 512", minimum=1)
+    dropout: float = _field(0.1, "dropout probability on the hidden layer, in [0, 1)")
+    lr: float = _field(1e-3, "Adam learning rate (> 0)")
+    batch_size: int = _field(1000, "minibatch size, reshuffled every epoch", minimum=1)
+    epochs: int = _field(400, "full passes over the training set", minimum=1)
+    seed: int = _field(0, "seeds initialisation, shuffling and dropout", minimum=0)
+    output_activation: str = _field("relu", "decoder output activation", OUTPUT_ACTIVATIONS)
+    precision: str = _field("fp32", "matmul precision (bf16 = autocast)", PRECISIONS)
 
     def __post_init__(self) -> None:
-        _check_int(self, "hidden", minimum=1)
-        _check_float(self, "dropout")
+        for f in dataclasses.fields(self):
+            kind, meta = field_type(f.name), f.metadata
+            if kind is int:
+                _check_int(self, f.name, minimum=meta["minimum"])
+            elif kind is float:
+                _check_float(self, f.name)
+            elif meta["choices"]:
+                _check_choice(self, f.name, meta["choices"])
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
-        _check_float(self, "lr")
         if not self.lr > 0.0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
-        _check_int(self, "batch_size", minimum=1)
-        _check_int(self, "epochs", minimum=1)
-        _check_int(self, "seed", minimum=0)
-        _check_choice(self, "output_activation", OUTPUT_ACTIVATIONS)
-        _check_choice(self, "precision", PRECISIONS)
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> "TrialConfig":
-        """Build from a plain dict (e.g. Ray Tune's trial config); unknown keys are an error."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
+    def from_dict(cls, values: Mapping[str, Any], fill_defaults: bool = False) -> "TrialConfig":
+        """Build from a plain dict (e.g. Ray Tune's trial config).
+
+        Unknown keys are an error; so are missing ones, unless `fill_defaults` (a record
+        written before a field existed: the run used what is now the default).
+        """
+        unknown = sorted(set(values) - set(TRIAL_FIELDS))
         if unknown:
-            raise ConfigError(
-                f"unknown trial config key(s) {', '.join(unknown)}; "
-                f"valid keys are {', '.join(sorted(known))}"
-            )
+            raise ConfigError(f"unknown trial config key(s) {', '.join(unknown)}; valid keys are {', '.join(TRIAL_FIELDS)}")
+        missing = [name for name in TRIAL_FIELDS if name not in values]
+        if missing and not fill_defaults:
+            raise ConfigError(f"trial config lacks {', '.join(missing)}")
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
-def _check_int(config: TrialConfig, name: str, minimum: int) -> None:
+TRIAL_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrialConfig))
+_TYPES = {"int": int, "float": float, "str": str}
+
+
+def field_type(name: str) -> type:
+    """int, float or str: the annotation of TrialConfig's field `name`."""
+    return _TYPES[TrialConfig.__dataclass_fields__[name].type]
+
+
+def field_help(name: str) -> str:
+    return TrialConfig.__dataclass_fields__[name].metadata["help"]
+
+
+def field_choices(name: str) -> tuple[str, ...] | None:
+    return TrialConfig.__dataclass_fields__[name].metadata["choices"]
+
+
+def default(name: str) -> Any:
+    return TrialConfig.__dataclass_fields__[name].default
+
+
+def _check_int(config: Any, name: str, minimum: float | None) -> None:
     value = getattr(config, name)
     # bool is an int subclass; True as a hidden size is a mistake, not 1.
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
+    if minimum is not None and value < minimum:
         raise ConfigError(f"{name} must be >= {minimum}, got {value}")
 
 
-def _check_float(config: TrialConfig, name: str) -> None:
+def _check_float(config: Any, name: str) -> None:
     value = getattr(config, name)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ConfigError(f"{name} must be a finite number, got {value!r}")
@@ -78,18 +110,18 @@ def _check_float(config: TrialConfig, name: str) -> None:
     object.__setattr__(config, name, float(value))
 
 
-def _check_choice(config: TrialConfig, name: str, choices: tuple[str, ...]) -> None:
+def _check_choice(config: Any, name: str, choices: tuple[str, ...]) -> None:
     value = getattr(config, name)
     if value not in choices:
         raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
 
 
-SCHEDULERS = ("fifo", "asha")
-
-
 @dataclass(frozen=True)
 class SweepSettings:
-    """How a sweep runs (not what a trial computes): resources, fault tolerance, storage."""
+    """How a sweep runs (not what a trial computes): resources, fault tolerance, storage.
+
+    Every field but `storage_path`, `name` and `scheduler` may change when a sweep resumes.
+    """
 
     storage_path: str  # absolute folder (or cloud URI) holding every experiment
     name: str  # experiment folder under storage_path
@@ -100,16 +132,36 @@ class SweepSettings:
     checkpoint_every: int = 10  # epochs between checkpoints (and always at the last epoch)
     keep_checkpoints: int = 2  # newest checkpoints kept per trial
     cuda_graphs: bool = True  # on CUDA, replay each training epoch as one CUDA graph (eager if False)
+    pending_timeout_s: float = 600.0  # stop the sweep when no trial could start for this long
 
     def __post_init__(self) -> None:
-        if isinstance(self.cpus_per_trial, bool) or not isinstance(self.cpus_per_trial, (int, float)) or not self.cpus_per_trial > 0:
-            raise ConfigError(f"cpus-per-trial must be > 0, got {self.cpus_per_trial!r}")
-        gpus = self.gpus_per_trial
-        if gpus is not None and (gpus < 0 or gpus > 1 and gpus != int(gpus)):
+        cpus, gpus = self.cpus_per_trial, self.gpus_per_trial
+        if not _finite_number(cpus) or not cpus > 0:
+            raise ConfigError(f"cpus-per-trial must be a finite number > 0, got {cpus!r}")
+        if gpus is not None and (not _finite_number(gpus) or gpus < 0 or gpus > 1 and gpus != int(gpus)):
             raise ConfigError(f"gpus-per-trial must be auto, a fraction in [0, 1] or a whole number, got {gpus!r}")
         _check_choice(self, "scheduler", SCHEDULERS)
         _check_int(self, "max_failures", minimum=0)
         _check_int(self, "checkpoint_every", minimum=1)
         _check_int(self, "keep_checkpoints", minimum=1)
-        if not self.name or "/" in self.name or self.name in (".", ".."):
-            raise ConfigError(f"name must be a plain folder name, got {self.name!r}")
+        if not _finite_number(self.pending_timeout_s) or not self.pending_timeout_s > 0:
+            raise ConfigError(f"pending-timeout must be a finite number of seconds > 0, got {self.pending_timeout_s!r}")
+        if not self.name or "/" in self.name or self.name.startswith(".") or self.name != self.name.strip():
+            raise ConfigError(f"name must be a plain folder name (no '/', not starting with '.'), got {self.name!r}")
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "SweepSettings":
+        """From a record; fields added since it was written take their defaults."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+RESUMABLE_SETTINGS = ("cpus_per_trial", "gpus_per_trial", "max_failures", "checkpoint_every", "keep_checkpoints",
+                      "cuda_graphs", "pending_timeout_s")
+
+
+def _finite_number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)

@@ -15,10 +15,12 @@ What makes the recording safe:
   warm-up steps run on the real model and are then undone in place (parameters, optimizer
   state and dropout generator restored), so building the graph never changes the run.
 
-Only train.py imports this module, and only when a run asked for CUDA graphs on CUDA.
+Only train.py imports this module (it passes its step function in), and only for a CUDA-graph run on CUDA.
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 import torch
 
@@ -28,9 +30,8 @@ WARMUP_STEPS = 3  # the PyTorch CUDA-graph recipe's eager iterations on a side s
 
 
 class GraphedEpoch:
-    def __init__(self, state, config: TrialConfig, train_x: torch.Tensor):
-        from tune_ae.train import epoch_steps
-
+    def __init__(self, state, config: TrialConfig, train_x: torch.Tensor, epoch_steps: Callable):
+        """Record `epoch_steps(state, config, train_x, order, loss_sum, cache_casts)` (train.py's)."""
         self.order = torch.arange(len(train_x), device=train_x.device)  # filled before each replay
         self.loss_sum = torch.zeros((), device=train_x.device)
         saved = snapshot(state)

@@ -3,10 +3,10 @@
 The loader never decodes images one by one: each file is read in one go and viewed as an
 (N, 784) uint8 tensor. Conversion to float happens once, on the training device (train.py).
 
-Where the files are looked for, in order: the folder passed in, `$TUNE_AE_DATA`, the user
-cache (`$XDG_CACHE_HOME/tune_ae/fashion-mnist`, default `~/.cache/...`). When none holds
-the files, the official ones are downloaded into the cache with torchvision, unless
-`$TUNE_AE_NO_DOWNLOAD` is set (air-gapped machines and tests).
+Where the files are looked for: the folder passed in, and only there; without one,
+`$TUNE_AE_DATA`, then the user cache (`$XDG_CACHE_HOME/tune_ae/fashion-mnist`, default
+`~/.cache/...`). When neither holds the files, the official ones are downloaded into the
+cache with torchvision, unless `$TUNE_AE_NO_DOWNLOAD` is set (air-gapped machines and tests).
 """
 
 from __future__ import annotations
@@ -108,8 +108,10 @@ def cache_dir() -> Path:
 
 
 def candidate_dirs(data_dir: str | Path | None = None) -> list[Path]:
-    """Folders searched, in order: argument, $TUNE_AE_DATA, user cache."""
-    found = [Path(data_dir)] if data_dir else []
+    """Folders searched: the argument alone when given (never a silent fallback), else $TUNE_AE_DATA, user cache."""
+    if data_dir:
+        return [Path(data_dir).expanduser().resolve()]
+    found = []
     if os.environ.get("TUNE_AE_DATA"):
         found.append(Path(os.environ["TUNE_AE_DATA"]))
     found.append(cache_dir())
@@ -140,6 +142,11 @@ def find_data_dir(data_dir: str | Path | None = None, allow_download: bool = Tru
         if has_dataset(folder):
             return folder
     looked = ", ".join(str(p) for p in candidates)
+    if data_dir:
+        missing = [stem for stem in STEMS.values() if idx_file(candidates[0], stem) is None]
+        raise DataError(f"Fashion-MNIST not found (looked in {looked}, the folder given: it lacks "
+                        f"{', '.join(missing)}[.gz]); point --data-dir at the folder holding the four IDX files, "
+                        "or drop it to use $TUNE_AE_DATA or the cache")
     hint = "pass --data-dir DIR or set TUNE_AE_DATA=DIR to a folder holding the four Fashion-MNIST IDX files"
     if not allow_download or os.environ.get("TUNE_AE_NO_DOWNLOAD"):
         raise DataError(f"Fashion-MNIST not found (looked in {looked}) and downloading is off; {hint}")

@@ -45,9 +45,9 @@ def git_commit() -> str | None:
         return None
 
 
-def this_run(ray_address: str | None) -> dict:
+def this_run(ray_address: str | None, command: list[str] | None = None) -> dict:
     return {
-        "command": [Path(sys.executable).name, "-m", "tune_ae.run", *sys.argv[1:]],
+        "command": command or [Path(sys.executable).name, "-m", "tune_ae.run", *sys.argv[1:]],
         "cwd": os.getcwd(),
         "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "host": platform.node(),
@@ -58,15 +58,16 @@ def this_run(ray_address: str | None) -> dict:
 
 
 def write_meta(folder: Path, grid_name: str, grid: Grid, settings: SweepSettings, data_info: dict, run: dict) -> Path:
-    """Create or extend the record: the resolved sweep once, then one entry per run/resume."""
+    """Create or extend the record: the resolved grid once; the settings now in force (a resume
+    may change some, listed in its run entry); one entry per run or resume."""
     path = folder / META_FILE
     meta = read_meta(folder) if path.is_file() else {
         "grid_name": grid_name,
         "grid": grid.to_dict(),
-        "settings": settings.__dict__.copy(),
         "data": data_info,
         "runs": [],
     }
+    meta["settings"] = settings.to_dict()
     meta["runs"].append(run)
     folder.mkdir(parents=True, exist_ok=True)
     # Write to a temporary file and rename: a crash mid-write never leaves a broken record.
@@ -78,6 +79,14 @@ def write_meta(folder: Path, grid_name: str, grid: Grid, settings: SweepSettings
 
 def read_meta(folder: str | Path) -> dict:
     return json.loads((Path(folder) / META_FILE).read_text())
+
+
+def recorded_grid(meta: dict) -> Grid:
+    return Grid.from_dict(meta["grid"])
+
+
+def recorded_settings(meta: dict, storage_path: str, name: str) -> SweepSettings:
+    return SweepSettings.from_dict({**meta["settings"], "storage_path": storage_path, "name": name})
 
 
 def latest_experiment(storage_path: str) -> Path | None:

@@ -1,10 +1,12 @@
-"""An experiment folder -> two pandas tables, read straight from Tune's trial files.
+"""An experiment folder -> two pandas tables, read straight from Tune's files.
 
-Reading `result.json` (one JSON line per reported epoch) needs no Ray session, so the
-tables load anywhere the folder is: a laptop, a notebook, after the cluster is gone.
+Reading `result.json` (one JSON line per reported epoch) and Tune's experiment state (JSON)
+needs no Ray session, so the tables load anywhere the folder is: a laptop, a notebook,
+after the cluster is gone.
 
 - `epochs`: one row per trial x epoch.
-- `trials`: one row per trial: final and best val_loss, epochs done, wall time, status.
+- `trials`: one row per trial of the grid, whatever became of it: done, stopped early (a
+  scheduler), error (with its message), interrupted, or not started.
 
 A trial restored from a checkpoint re-reports the epochs after that checkpoint; the last
 report of an epoch wins, so every trial has each epoch exactly once.
@@ -17,12 +19,15 @@ from pathlib import Path
 
 import pandas as pd
 
-EPOCH_COLUMNS = [
-    "trial_id", "hidden", "dropout", "lr", "seed", "batch_size", "epochs", "output_activation",
-    "precision", "epoch", "train_loss", "val_loss", "epoch_time_s", "images_per_s",
-    "parameters", "device", "threads", "node_id", "trial_started_at", "reported_at",
-]
+from tune_ae.config import TRIAL_FIELDS, default
+from tune_ae.experiment import META_FILE, read_meta, recorded_grid
+
+METRIC_COLUMNS = ["epoch", "train_loss", "val_loss", "epoch_time_s", "images_per_s"]  # train.train_epoch's
+IDENTITY_COLUMNS = ["parameters", "device", "cuda_graphs", "threads", "node_id", "trial_started_at", "reported_at"]
+EPOCH_COLUMNS = ["trial_id", *TRIAL_FIELDS, *METRIC_COLUMNS, *IDENTITY_COLUMNS]
 TABLES = ("epochs", "trials")
+STATUSES = ("done", "stopped early", "error", "interrupted", "not started")
+FINISHED = ("done", "stopped early")  # what a sweep that ended well leaves
 
 
 def trial_dirs(experiment_dir: str | Path) -> list[Path]:
@@ -48,6 +53,29 @@ def read_reports(trial_dir: Path) -> list[dict]:
     return rows
 
 
+def tune_trials(experiment_dir: str | Path) -> dict[str, dict]:
+    """Trial folder name -> Tune's record of it: `status` (PENDING, RUNNING, PAUSED, TERMINATED,
+    ERROR) and `evaluated_params` (the swept values), from the newest experiment state file."""
+    states = sorted(Path(experiment_dir).glob("experiment_state-*.json"))
+    if not states:
+        return {}
+    try:
+        trial_data = json.loads(states[-1].read_text())["trial_data"]
+        trials = [json.loads(trial_json) for trial_json, _ in trial_data]
+    except (OSError, ValueError, KeyError):  # a state file cut short: fall back to the trial files
+        return {}
+    return {t["relative_logdir"]: t for t in trials if t.get("relative_logdir")}
+
+
+def error_message(trial_dir: Path) -> str | None:
+    """The last line of the trial's error.txt: the exception and its message."""
+    path = trial_dir / "error.txt"
+    if not path.is_file():
+        return None
+    lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    return lines[-1][:500] if lines else "error (no message)"
+
+
 def load_epochs(experiment_dir: str | Path) -> pd.DataFrame:
     frames = []
     for trial_dir in trial_dirs(experiment_dir):
@@ -59,54 +87,99 @@ def load_epochs(experiment_dir: str | Path) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=EPOCH_COLUMNS + ["trial_dir"])
     epochs = pd.concat(frames, ignore_index=True)
+    for name in TRIAL_FIELDS:  # a field added after this experiment ran: it ran at the default
+        if name not in epochs:
+            epochs[name] = default(name)
+    for name in EPOCH_COLUMNS:
+        if name not in epochs:
+            epochs[name] = None
     epochs = epochs.drop_duplicates(["trial_id", "epoch"], keep="last")
-    return epochs[EPOCH_COLUMNS + ["trial_dir"]].sort_values(["hidden", "dropout", "lr", "seed", "epoch"]).reset_index(drop=True)
+    return epochs[EPOCH_COLUMNS + ["trial_dir"]].sort_values([*TRIAL_FIELDS, "epoch"]).reset_index(drop=True)
 
 
-def trial_status(trial_dir: Path, epochs_done: int, epochs_planned: int) -> str:
+def trial_status(epochs_done: int, epochs_planned: int, tune_status: str | None, error: str | None) -> str:
     if epochs_done >= epochs_planned:
         return "done"
-    if (trial_dir / "error.txt").is_file():
+    if tune_status == "ERROR" or (tune_status is None and error):
         return "error"
-    return "stopped"  # early-stopped by a scheduler, or interrupted
+    if epochs_done == 0 and tune_status not in ("RUNNING", "PAUSED"):
+        return "not started"
+    if tune_status == "TERMINATED" or tune_status is None:
+        return "stopped early"  # a scheduler (ASHA) ended it; Tune marks interrupted trials otherwise
+    return "interrupted"  # PENDING, RUNNING or PAUSED when the sweep stopped
 
 
-def summarise_trials(epochs: pd.DataFrame) -> pd.DataFrame:
-    rows = []
-    for trial_id, t in epochs.groupby("trial_id", sort=False):
-        best = t.loc[t["val_loss"].idxmin()]
-        last = t.iloc[-1]
-        trial_dir = Path(last["trial_dir"])
-        checkpoint = latest_checkpoint(trial_dir)
-        rows.append({
-            "trial_id": trial_id,
-            **{k: last[k] for k in ("hidden", "dropout", "lr", "seed", "batch_size", "parameters", "device", "node_id")},
-            "epochs_planned": int(last["epochs"]),
-            "epochs_done": int(t["epoch"].max()),
-            "final_train_loss": last["train_loss"],
-            "final_val_loss": last["val_loss"],
-            "best_val_loss": best["val_loss"],
-            "best_epoch": int(best["epoch"]),
-            "train_time_s": t["epoch_time_s"].sum(),
-            "wall_time_s": t["reported_at"].max() - t["trial_started_at"].min(),
-            "started_at": t["trial_started_at"].min(),
-            "ended_at": t["reported_at"].max(),
-            "status": trial_status(trial_dir, int(t["epoch"].max()), int(last["epochs"])),
-            "checkpoint": str(checkpoint) if checkpoint else None,
-            "trial_dir": str(trial_dir),
-        })
-    return pd.DataFrame(rows)
+def config_key(config: dict) -> tuple:
+    return tuple(config.get(name, default(name)) for name in TRIAL_FIELDS)
+
+
+def params(trial_dir: Path) -> dict:
+    try:
+        return json.loads((trial_dir / "params.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def summarise_trials(epochs: pd.DataFrame, experiment_dir: str | Path | None = None) -> pd.DataFrame:
+    """One row per trial: from its epochs, Tune's status and error.txt; with `experiment_dir`,
+    also a row for every trial of the recorded grid that never got a folder."""
+    tune_known = tune_trials(experiment_dir) if experiment_dir else {}
+    by_dir = {d: t for d, t in epochs.groupby("trial_dir", sort=False)}
+    dirs = trial_dirs(experiment_dir) if experiment_dir else [Path(d) for d in by_dir]
+    rows, seen = [], set()
+    for trial_dir in dirs:
+        t = by_dir.get(str(trial_dir))
+        config = {name: t.iloc[-1][name] for name in TRIAL_FIELDS} if t is not None else {
+            name: params(trial_dir).get(name, default(name)) for name in TRIAL_FIELDS}
+        seen.add(config_key(config))
+        error = error_message(trial_dir)
+        row = {"trial_id": None, **config, "epochs_planned": int(config["epochs"]), "epochs_done": 0, "error": error,
+               "trial_dir": str(trial_dir), "checkpoint": None}
+        if t is not None:
+            best, last = t.loc[t["val_loss"].idxmin()], t.iloc[-1]
+            checkpoint = latest_checkpoint(trial_dir)
+            row.update({
+                "trial_id": last["trial_id"],
+                **{k: last[k] for k in ("parameters", "device", "node_id")},
+                "epochs_done": int(t["epoch"].max()),
+                "final_train_loss": last["train_loss"],
+                "final_val_loss": last["val_loss"],
+                "best_val_loss": best["val_loss"],
+                "best_epoch": int(best["epoch"]),
+                "train_time_s": t["epoch_time_s"].sum(),
+                "wall_time_s": t["reported_at"].max() - t["trial_started_at"].min(),
+                "started_at": t["trial_started_at"].min(),
+                "ended_at": t["reported_at"].max(),
+                "checkpoint": str(checkpoint) if checkpoint else None,
+            })
+        row["status"] = trial_status(row["epochs_done"], row["epochs_planned"],
+                                     tune_known.get(trial_dir.name, {}).get("status"), error)
+        if row["status"] != "error":
+            row["error"] = None  # a failure that a retry or a resume got past
+        rows.append(row)
+    if experiment_dir and (Path(experiment_dir) / META_FILE).is_file():
+        never = [config.to_dict() for config in recorded_grid(read_meta(experiment_dir)).trial_configs()]
+    else:  # a Tuner run without tune_ae's record: Tune's state names the trials, by their swept values
+        never = [{name: t.get("evaluated_params", {}).get(name, default(name)) for name in TRIAL_FIELDS}
+                 for logdir, t in tune_known.items() if not (Path(experiment_dir) / logdir / "params.json").is_file()]
+    for config in never:
+        if config_key(config) not in seen:
+            rows.append({**config, "epochs_planned": config["epochs"], "epochs_done": 0, "status": "not started"})
+    columns = ["trial_id", *TRIAL_FIELDS, "parameters", "epochs_planned", "epochs_done", "final_train_loss",
+               "final_val_loss", "best_val_loss", "best_epoch", "train_time_s", "wall_time_s", "started_at", "ended_at",
+               "device", "node_id", "status", "error", "checkpoint", "trial_dir"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def load_trials(experiment_dir: str | Path) -> pd.DataFrame:
-    return summarise_trials(load_epochs(experiment_dir))
+    return summarise_trials(load_epochs(experiment_dir), experiment_dir)
 
 
 def save_tables(experiment_dir: str | Path) -> dict[str, Path]:
     """Write epochs and trials as Parquet and CSV into the experiment folder; returns the paths."""
     experiment_dir = Path(experiment_dir)
     epochs = load_epochs(experiment_dir)
-    tables = {"epochs": epochs, "trials": summarise_trials(epochs)}
+    tables = {"epochs": epochs, "trials": summarise_trials(epochs, experiment_dir)}
     paths = {}
     for name, table in tables.items():
         for suffix in ("parquet", "csv"):

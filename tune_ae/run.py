@@ -1,208 +1,220 @@
 """`python -m tune_ae.run --grid paper`: run (or resume) a sweep and write its results.
 
-The only module that parses arguments. Everything it is given is validated before Ray
-starts; a bad value ends the command with one `error:` line and exit code 2.
+Everything it is given is checked before Ray starts; a bad value ends the command with one
+`error:` line and exit code 2. Exit codes: 0 every trial finished (done, or stopped early by
+ASHA), 1 some trial failed, did not start, or the report failed, 2 bad input, 130
+interrupted (Ctrl-C; the output says how to resume).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
+import traceback
 from pathlib import Path
 
-from tune_ae.config import SCHEDULERS, ConfigError, SweepSettings
-from tune_ae.grids import GRIDS, Grid, resolve
 from tune_ae import experiment, storage
+from tune_ae.args import FAILED, INTERRUPTED, OK, USAGE_ERROR, Parser, add_trial_flags, flag
+from tune_ae.config import RESUMABLE_SETTINGS, SCHEDULERS, ConfigError, SweepSettings
+from tune_ae.grids import GRIDS, Grid, resolve
 
-USAGE_ERROR = 2
+SETTING_DEFAULTS = {f.name: f.default for f in dataclasses.fields(SweepSettings) if f.default is not dataclasses.MISSING}
+DRIVER_ERROR_FILE = "driver-error.txt"
 
 
-class Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, no usage dump
-        self.exit(USAGE_ERROR, f"error: {message} (see python -m tune_ae.run --help)\n")
-
-
-def gpus_arg(text: str) -> float | None:
+def gpus_arg(text: str) -> float | str:
     if text == "auto":
-        return None
+        return text
     try:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected 'auto' or a number, got {text!r}") from None
 
 
-def build_parser() -> Parser:
-    grids = "; ".join(f"{name}: hidden {list(g.hidden)}, dropout {list(g.dropout)}, lr {list(g.lr)}, "
-                      f"{g.epochs} epochs" for name, g in GRIDS.items())
-    p = Parser(prog="python -m tune_ae.run", description="Sweep autoencoders on Fashion-MNIST with Ray Tune.",
-               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--grid", choices=GRIDS, default=None, help=f"named grid (default paper). {grids}")
-    g = p.add_argument_group("grid overrides (default: the grid's own values)")
-    g.add_argument("--hidden", type=int, nargs="+", help="hidden sizes h")
-    g.add_argument("--dropout", type=float, nargs="+", help="dropout rates")
-    g.add_argument("--lr", type=float, nargs="+", help="Adam learning rates")
-    g.add_argument("--epochs", type=int, help="epochs per trial")
-    g.add_argument("--batch-size", type=int, help="minibatch size")
-    g.add_argument("--seeds", type=int, help="repeats per grid point (seeds 0..N-1)")
+def build_parser(prog: str = "python -m tune_ae.run") -> Parser:
+    grids = "; ".join(f"{name}: {grid.describe()}" for name, grid in GRIDS.items())
+    p = Parser(prog=prog, description="Sweep autoencoders on Fashion-MNIST with Ray Tune. "
+               "Exit codes: 0 all trials finished, 1 a trial failed or did not start, 2 bad input, 130 interrupted.")
+    p.add_argument("--grid", choices=GRIDS, help=f"named grid, paper if not given. {grids}")
+    g = p.add_argument_group("grid overrides (each takes one or more values; not given: the grid's own)")
+    trial_flags = add_trial_flags(g)
+    g.add_argument("--seeds", type=int, help="repeats per grid point, seeds 0..N-1")
     g.add_argument("--subset", type=int, help="training images kept, class-balanced (test: N/6)")
-    g.add_argument("--precision", choices=("fp32", "bf16"), help="matmul precision")
-    g.add_argument("--output-activation", choices=("relu", "sigmoid", "identity"), help="decoder output")
-    r = p.add_argument_group("where and how it runs")
-    r.add_argument("--data-dir", help="folder with the Fashion-MNIST IDX files (else $TUNE_AE_DATA, cache, download)")
-    r.add_argument("--storage-path", default=str(storage.DEFAULT_STORAGE), help="folder or URI for experiments")
-    r.add_argument("--name", help="experiment name (default GRID-DATE-TIME)")
-    r.add_argument("--resume", action="store_true", help="continue experiment --name (default: the newest one)")
-    r.add_argument("--address", default=None, help="join this Ray cluster (also $RAY_ADDRESS) instead of a local one")
-    r.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPU cores (torch threads) per trial")
-    r.add_argument("--gpus-per-trial", type=gpus_arg, default=None, help="GPU share per trial; auto = split GPUs evenly")
-    r.add_argument("--scheduler", choices=SCHEDULERS, default="fifo", help="asha stops poor trials early")
-    r.add_argument("--max-failures", type=int, default=3, help="retries per crashed trial, from its checkpoint")
-    r.add_argument("--checkpoint-every", type=int, default=10, help="epochs between checkpoints")
-    r.add_argument("--keep-checkpoints", type=int, default=2, help="checkpoints kept per trial")
-    r.add_argument("--no-cuda-graphs", action="store_true", help="on CUDA, run the eager loop instead of replaying each epoch as a CUDA graph")
+    r = p.add_argument_group("where and how it runs (changeable on --resume, except --scheduler and --name)")
+    r.add_argument("--data-dir", help="folder with the Fashion-MNIST IDX files; only there when given "
+                   "(else $TUNE_AE_DATA, then the cache, then a download)")
+    r.add_argument("--storage-path", help=f"folder or URI holding experiments (default {storage.DEFAULT_STORAGE})")
+    r.add_argument("--name", help="experiment folder name (default GRID-DATE-TIME; with --resume, the newest)")
+    r.add_argument("--resume", action="store_true", help="continue experiment --name where it stopped")
+    r.add_argument("--address", help="join this Ray cluster, HOST:PORT or auto (also $RAY_ADDRESS); "
+                   "default: a Ray started for this run on this machine")
+    d = SETTING_DEFAULTS
+    r.add_argument("--cpus-per-trial", type=float, help=f"CPU cores (torch threads) per trial (default {d['cpus_per_trial']:g})")
+    r.add_argument("--gpus-per-trial", type=gpus_arg, help="GPU share per trial, or auto: the visible GPUs split "
+                   "among the trials that can run at once (default auto)")
+    r.add_argument("--scheduler", choices=SCHEDULERS, help=f"asha stops poor trials early (default {d['scheduler']})")
+    r.add_argument("--max-failures", type=int, help=f"retries per crashed trial, from its checkpoint (default {d['max_failures']})")
+    r.add_argument("--checkpoint-every", type=int, help=f"epochs between checkpoints (default {d['checkpoint_every']})")
+    r.add_argument("--keep-checkpoints", type=int, help=f"checkpoints kept per trial (default {d['keep_checkpoints']})")
+    r.add_argument("--pending-timeout", type=float, dest="pending_timeout_s",
+                   help=f"seconds trials may wait with none running before the sweep stops (default {d['pending_timeout_s']:g})")
+    r.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_const", const=False,
+                   help="on CUDA, run the eager loop instead of replaying each epoch as a CUDA graph")
     r.add_argument("--no-report", action="store_true", help="skip figures and report.md (tables are still written)")
+    p.set_defaults(trial_flags=trial_flags)
     return p
 
 
-GRID_FLAGS = ("hidden", "dropout", "lr", "epochs", "batch_size", "seeds", "subset", "precision", "output_activation")
+def given_settings(args) -> dict:
+    """The sweep settings named on the command line (None = not given)."""
+    values = {name: getattr(args, name, None) for name in (*RESUMABLE_SETTINGS, "scheduler")}
+    return {k: v for k, v in values.items() if v is not None}  # "auto" stays apart from not given
 
 
-def plan(args: argparse.Namespace) -> tuple[str, Grid, SweepSettings, str | None, bool]:
-    """Everything the sweep needs, validated: grid name, grid, settings, data dir, resume?"""
-    storage_path = storage.check_storage(args.storage_path)
+def settings_value(name: str, value):
+    """A flag's value as SweepSettings holds it: --gpus-per-trial auto is None there."""
+    return None if name == "gpus_per_trial" and value == "auto" else value
+
+
+def check_name(name: str) -> None:
+    SweepSettings(storage_path="/", name=name)  # the name rules live with the settings
+
+
+def plan_resume(args, storage_path: str) -> tuple[str, Grid, SweepSettings, str | None, dict]:
+    grid_given = [flag(f) for f in (*args.trial_flags, "seeds", "subset") if getattr(args, f) is not None]
+    if args.grid or grid_given:
+        raise ConfigError(f"--resume continues the experiment as it was started; drop {' '.join(grid_given) or '--grid'}")
+    if args.name is not None:
+        check_name(args.name)
+        folder = storage.pull(storage_path, args.name)
+    elif storage.is_uri(storage_path):
+        raise ConfigError(f"--resume with a URI storage path needs --name (the experiment under {storage_path})")
+    else:
+        folder = experiment.latest_experiment(storage_path)
+    if folder is None or not (folder / experiment.META_FILE).is_file():
+        where = storage.experiment_uri(storage_path, args.name) if args.name else storage_path
+        raise ConfigError(f"nothing to resume: no tune_ae experiment at {where}; check --storage-path and --name")
+    meta = experiment.read_meta(folder)
+    recorded = experiment.recorded_settings(meta, storage_path, folder.name)
+    given = given_settings(args)
+    if "scheduler" in given and given["scheduler"] != recorded.scheduler:
+        raise ConfigError(f"--scheduler cannot change on --resume (the sweep runs {recorded.scheduler}); drop it")
+    new = {k: settings_value(k, v) for k, v in given.items() if k != "scheduler"}
+    settings = dataclasses.replace(recorded, **new)
+    changed = {k: [getattr(recorded, k), v] for k, v in new.items() if getattr(recorded, k) != v}
+    return meta["grid_name"], experiment.recorded_grid(meta), settings, args.data_dir or meta["data"]["folder"], changed
+
+
+def plan(args) -> tuple[str, Grid, SweepSettings, str | None, dict]:
+    """Everything the sweep needs, validated: grid name, grid, settings, data dir, settings changed on resume."""
+    storage_path = storage.check_storage(args.storage_path or str(storage.DEFAULT_STORAGE))
     if args.resume:
-        given = [f"--{f.replace('_', '-')}" for f in GRID_FLAGS if getattr(args, f) is not None]
-        if args.grid or given:
-            raise ConfigError(f"--resume continues the experiment as it was started; drop {' '.join(given) or '--grid'}")
-        if args.name:
-            folder = storage.pull(storage_path, args.name)
-        elif storage.is_uri(storage_path):
-            raise ConfigError(f"--resume with a URI storage path needs --name (the experiment under {storage_path})")
-        else:
-            folder = experiment.latest_experiment(storage_path)
-        if folder is None or not (folder / experiment.META_FILE).is_file():
-            where = storage.experiment_uri(storage_path, args.name) if args.name else storage_path
-            raise ConfigError(f"nothing to resume: no tune_ae experiment at {where}; check --storage-path and --name")
-        meta = experiment.read_meta(folder)
-        grid = Grid(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["grid"].items()})
-        settings = SweepSettings(**{**meta["settings"], "storage_path": storage_path, "name": folder.name})
-        return meta["grid_name"], grid, settings, args.data_dir or meta["data"]["folder"], True
+        return plan_resume(args, storage_path)
     grid_name = args.grid or "paper"
-    grid = resolve(grid_name, **{f: getattr(args, f) for f in GRID_FLAGS})
-    settings = SweepSettings(
-        storage_path=storage_path, name=args.name or experiment.default_name(grid_name),
-        cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, scheduler=args.scheduler,
-        max_failures=args.max_failures, checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints,
-        cuda_graphs=not args.no_cuda_graphs,
-    )
+    grid = resolve(grid_name, {f: getattr(args, f) for f in args.trial_flags}, seeds=args.seeds, subset=args.subset)
+    name = args.name if args.name is not None else experiment.default_name(grid_name)
+    settings = SweepSettings(storage_path=storage_path, name=name,
+                             **{k: settings_value(k, v) for k, v in given_settings(args).items()})
     if storage.exists(storage_path, settings.name):
         raise ConfigError(f"experiment {settings.name} already exists in {storage_path}; "
                           "pass --resume to continue it or a new --name")
-    return grid_name, grid, settings, args.data_dir, False
+    return grid_name, grid, settings, args.data_dir, {}
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def resume_command(settings: SweepSettings) -> str:
+    return f"python -m tune_ae.run --resume --name {settings.name} --storage-path {settings.storage_path}"
+
+
+def print_summary(trials, folder: Path, paths: dict) -> None:
+    from tune_ae.report import trial_overview  # the same columns the report and the notebook show
+
+    overview = trial_overview(trials)
+    overview["error"] = overview["error"].map(lambda e: e[:77] + "..." if isinstance(e, str) and len(e) > 80 else e)
+    overview = overview.astype(object).where(overview.notna(), "")
+    print("\n" + overview.to_string(index=False, float_format=lambda v: f"{v:.5g}"))
+    counts = trials["status"].value_counts()
+    print("\n" + ", ".join(f"{n} {status}" for status, n in counts.items()) + f" (of {len(trials)} trials)")
+    print(f"experiment: {folder}")
+    for name, path in paths.items():
+        print(f"  {name}: {path}")
+
+
+def main(argv: list[str] | None = None, prog: str = "python -m tune_ae.run") -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(prog).parse_args(argv)
     try:
-        grid_name, grid, settings, data_dir, resuming = plan(args)
+        grid_name, grid, settings, data_dir, changed = plan(args)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return USAGE_ERROR
-    from tune_ae.data import DataError, load_fashion_mnist  # torch import deferred past flag checks
+    try:
+        return sweep_and_report(args, argv, grid_name, grid, settings, data_dir, changed)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; continue with:\n  {resume_command(settings)}", file=sys.stderr)
+        return INTERRUPTED
+
+
+def sweep_and_report(args, argv, grid_name, grid, settings, data_dir, changed) -> int:
+    from tune_ae.data import DataError, load_fashion_mnist  # torch loads after the flag checks
 
     try:
         data = load_fashion_mnist(data_dir, subset=grid.subset)
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)
         return USAGE_ERROR
-
-    from tune_ae import results, sweep  # ray import deferred past flag checks
+    os.environ.setdefault("MPLBACKEND", "Agg")  # figures go to files; no display needed
+    from tune_ae import results, sweep  # ray loads after the data checks
 
     address = args.address or os.environ.get("RAY_ADDRESS")
+    folder = storage.local_folder(settings.storage_path, settings.name)
+    for key, (old, new) in changed.items():
+        print(f"resume: {key} {old} -> {new}")
     try:
-        folder = sweep.run(grid_name, grid, settings, data, resuming, address)
-    except ConfigError as err:  # found only once Ray is up: storage not shared, no Tune state
+        outcome = sweep.run(grid_name, grid, settings, data, bool(args.resume), address, changed=changed,
+                            command=[Path(sys.executable).name, "-m", "tune_ae.run", *argv])
+    except ConfigError as err:  # found once Ray is up: resources, cluster, storage not shared
         print(f"error: {err}", file=sys.stderr)
         return USAGE_ERROR
-    paths = results.save_tables(folder)
-    trials = results.load_table(folder, "trials")
-    print_summary(trials, folder, paths)
-    status = 0 if (trials["status"] != "error").all() else 1
+    except KeyboardInterrupt:
+        raise
+    except Exception as err:  # a bug or a Ray failure: one line here, the traceback in the folder
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / DRIVER_ERROR_FILE).write_text(traceback.format_exc())
+        print(f"error: the sweep failed: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}; "
+              f"traceback in {folder / DRIVER_ERROR_FILE}; continue with: {resume_command(settings)}", file=sys.stderr)
+        return FAILED
+    paths = results.save_tables(outcome.folder)
+    trials = results.load_table(outcome.folder, "trials")
+    print_summary(trials, outcome.folder, paths)
+    unfinished = trials["status"].isin(["interrupted", "not started"])
+    if outcome.pending_timeout:
+        print(f"error: trials waited over {settings.pending_timeout_s:g} s with none running (resources never free); "
+              f"give them less with --cpus-per-trial/--gpus-per-trial and continue with:\n  {resume_command(settings)}",
+              file=sys.stderr)
+        status = FAILED
+    elif unfinished.any():
+        print(f"interrupted: {unfinished.sum()} trial(s) unfinished; continue with:\n  {resume_command(settings)}",
+              file=sys.stderr)
+        return INTERRUPTED
+    else:
+        status = OK if trials["status"].isin(results.FINISHED).all() else FAILED
+    if status == FAILED and (trials["status"] == "error").any():
+        print(f"error: {(trials['status'] == 'error').sum()} trial(s) failed (see the error column)", file=sys.stderr)
     if not args.no_report:
-        status = make_report(folder, data_dir) or status
+        from tune_ae.report import write_report_or_say_why
+
+        if not write_report_or_say_why(outcome.folder, data_dir):
+            status = FAILED
     if storage.is_uri(settings.storage_path):  # our files join Tune's at the URI
-        ours = [str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()
-                and (p.parent == folder and p.suffix in (".parquet", ".csv", ".md") or p.parent.name == "figures")]
+        ours = [str(p.relative_to(outcome.folder)) for p in outcome.folder.rglob("*") if p.is_file()
+                and (p.parent == outcome.folder and p.suffix in (".parquet", ".csv", ".md", ".log")
+                     or p.parent.name == "figures")]
         storage.push(settings.storage_path, settings.name, ours)
         print(f"  uploaded to {storage.experiment_uri(settings.storage_path, settings.name)}")
     return status
 
 
-def make_report(folder: Path, data_dir: str | None) -> int:
-    """Figures, summary and report.md; a failure here leaves the sweep's tables intact."""
-    os.environ.setdefault("MPLBACKEND", "Agg")  # figures go to files; no display needed
-    from tune_ae.data import DataError
-    from tune_ae.report import write_report
-
-    try:
-        print(f"  report: {write_report(folder, data_dir)}")
-        return 0
-    except (DataError, ValueError, FileNotFoundError) as err:
-        print(f"error: report not written: {err}", file=sys.stderr)
-        return 1
-
-
-def report_main(argv: list[str] | None = None) -> int:
-    """`python -m tune_ae.report EXPERIMENT_DIR [--data-dir DIR]`: (re)write an experiment's report."""
-    p = Parser(prog="python -m tune_ae.report", description="Write figures and report.md for an experiment folder.")
-    p.add_argument("experiment", help="experiment folder (holds tune_ae.json)")
-    p.add_argument("--data-dir", help="Fashion-MNIST folder, if not where the sweep read it")
-    args = p.parse_args(argv)
-    folder = Path(args.experiment).expanduser().resolve()
-    if not (folder / experiment.META_FILE).is_file():
-        print(f"error: {folder} is not a tune_ae experiment (no {experiment.META_FILE}); pass the folder run.py printed", file=sys.stderr)
-        return USAGE_ERROR
-    return make_report(folder, args.data_dir)
-
-
-def print_summary(trials, folder: Path, paths: dict) -> None:
-    columns = ["hidden", "dropout", "lr", "seed", "epochs_done", "final_train_loss", "final_val_loss",
-               "best_val_loss", "best_epoch", "wall_time_s", "device", "status"]
-    print("\n" + trials[columns].to_string(index=False, float_format=lambda v: f"{v:.5g}"))
-    print(f"\nexperiment: {folder}")
-    for name, path in paths.items():
-        print(f"  {name}: {path}")
-
 if __name__ == "__main__":
     sys.exit(main())
-
-
-def bench_main(argv: list[str] | None = None) -> int:
-    """`python -m tune_ae.bench`: the baseline pipeline and ours, measured in one run."""
-    p = Parser(prog="python -m tune_ae.bench", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-               description="Time the report-style pipeline against tune_ae's loop, with the matmul peak and Ray overhead.")
-    p.add_argument("--data-dir", help="Fashion-MNIST folder (else $TUNE_AE_DATA, cache)")
-    p.add_argument("--hidden", type=int, nargs="+", default=[64, 512], help="hidden sizes to time")
-    p.add_argument("--epochs", type=int, default=3, help="timed epochs per measurement (after one warm-up)")
-    p.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads")
-    p.add_argument("--precision", nargs="+", choices=("fp32", "bf16"), default=["fp32", "bf16"])
-    p.add_argument("--no-ray", action="store_true", help="skip the Ray overhead measurement")
-    p.add_argument("--quick", action="store_true", help="6,000 images, 1 timed epoch: a sub-minute check")
-    p.add_argument("--json", help="also write the figures to this JSON file")
-    args = p.parse_args(argv)
-    if args.epochs < 1 or args.threads < 1 or min(args.hidden) < 1:
-        p.error("--epochs, --threads and --hidden must be >= 1")
-    from tune_ae import bench
-    from tune_ae.data import DataError
-
-    try:
-        report = bench.run_benchmark(args.data_dir, args.hidden, 1 if args.quick else args.epochs,
-                                     6000 if args.quick else None, args.threads, args.precision, not args.no_ray)
-    except DataError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return USAGE_ERROR
-    bench.print_report(report)
-    if args.json:
-        bench.write_json(report, args.json)
-    return 0

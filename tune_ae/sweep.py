@@ -1,119 +1,102 @@
-"""Build (or restore) the one `tune.Tuner` that runs a grid: resources, storage, fault tolerance."""
+"""Drive one sweep from start to end: Ray up, checks that nothing can hang, the experiment's
+record, the Tuner's fit (tuner.py), Ray down. What it finds wrong before a trial runs is a
+ConfigError with one line to say so.
+"""
 
 from __future__ import annotations
 
-import math
+import logging
+import os
 import secrets
+import shutil
+import signal
+import socket
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import ray
-from ray import tune
-from ray.tune.schedulers import ASHAScheduler
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from tune_ae import experiment, storage
+from tune_ae import callbacks, experiment, storage, tuner
 from tune_ae.config import ConfigError, SweepSettings
 from tune_ae.data import FashionMNIST
 from tune_ae.grids import Grid
 from tune_ae.trainable import train_autoencoder
 
-METRIC, MODE = "val_loss", "min"
+CONNECT_TIMEOUT_S = 30  # an unreachable --address answers within this
+TUNE_LOG = "tune.log"  # Tune's and Ray's driver log, inside the experiment folder
 
 
-def gpus_per_trial(settings: SweepSettings, n_trials: int) -> float:
-    """The GPU share of one trial; `None` (auto) shares the cluster's GPUs among concurrent trials.
-
-    Concurrency is bounded by the trial count and by the CPUs: the paper grid (4 trials) on
-    one GPU gets 0.25 each, so all four train on the card at once.
-    """
-    if settings.gpus_per_trial is not None:
-        return settings.gpus_per_trial
-    resources = ray.cluster_resources()
-    gpus, cpus = resources.get("GPU", 0.0), resources.get("CPU", 1.0)
-    if gpus == 0:
-        return 0.0
-    concurrent = max(1, min(n_trials, math.floor(cpus / settings.cpus_per_trial)))
-    # Rounded down to 1/10000, Ray's resource granularity, so the shares never add up past the card.
-    return min(1.0, math.floor(gpus / concurrent * 10_000) / 10_000)
+@dataclass
+class Outcome:
+    folder: Path  # the local experiment folder (a mirror for URI storage)
+    pending_timeout: bool  # the watchdog stopped a sweep whose trials could not start
 
 
-def trial_resources(grid: Grid, settings: SweepSettings) -> dict:
-    # Always name the CPUs: a GPU-only request would ask Ray for 0 CPUs per trial.
-    return {"cpu": settings.cpus_per_trial, "gpu": gpus_per_trial(settings, len(grid.trial_configs()))}
+@contextmanager
+def deadline(seconds: int, message: str):
+    """Raise ConfigError(message) if the block runs longer than `seconds` (main thread only)."""
+
+    def expire(signum, frame):
+        raise ConfigError(message)
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
-def param_space(grid: Grid) -> dict:
-    """TrialConfig fields; the swept ones as grid_search, the shared ones as constants."""
-    return {
-        # Widest first: the longest trials start at once instead of running alone at the end.
-        "hidden": tune.grid_search(sorted(grid.hidden, reverse=True)),
-        "dropout": tune.grid_search(list(grid.dropout)),
-        "lr": tune.grid_search(list(grid.lr)),
-        "seed": tune.grid_search(list(range(grid.seeds))),
-        "batch_size": grid.batch_size,
-        "epochs": grid.epochs,
-        "output_activation": grid.output_activation,
-        "precision": grid.precision,
-    }
-
-
-def wrapped_trainable(grid: Grid, settings: SweepSettings, data: FashionMNIST, trainable: Callable):
-    # with_parameters puts `data` in the object store once; each trial fetches it from there.
-    fn = tune.with_parameters(trainable, data=data, checkpoint_every=settings.checkpoint_every,
-                              cuda_graphs=settings.cuda_graphs)
-    return tune.with_resources(fn, trial_resources(grid, settings))
-
-
-def build_tuner(
-    grid: Grid,
-    settings: SweepSettings,
-    data: FashionMNIST,
-    trainable: Callable = train_autoencoder,
-) -> tune.Tuner:
-    scheduler = None
-    if settings.scheduler == "asha":
-        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=grid.epochs, grace_period=min(10, grid.epochs))
-    return tune.Tuner(
-        wrapped_trainable(grid, settings, data, trainable),
-        param_space=param_space(grid),
-        tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, scheduler=scheduler),
-        run_config=tune.RunConfig(
-            name=settings.name,
-            storage_path=settings.storage_path,
-            failure_config=tune.FailureConfig(max_failures=settings.max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=settings.keep_checkpoints),
-            verbose=1,
-        ),
-    )
-
-
-def restore_tuner(
-    experiment_dir: str | Path,
-    grid: Grid,
-    settings: SweepSettings,
-    data: FashionMNIST,
-    trainable: Callable = train_autoencoder,
-) -> tune.Tuner:
-    """Continue an interrupted sweep; unfinished and errored trials restart from their checkpoints."""
-    return tune.Tuner.restore(
-        str(experiment_dir),
-        trainable=wrapped_trainable(grid, settings, data, trainable),
-        resume_unfinished=True,
-        resume_errored=True,
-    )
-
-
-def can_resume(experiment_dir: str | Path) -> bool:
-    return tune.Tuner.can_restore(str(experiment_dir))
+def check_reachable(address: str) -> None:
+    """A TCP connection to HOST:PORT, so that a wrong address fails at once instead of retrying for minutes."""
+    if address == "auto":
+        return  # ray.init finds the local cluster's address itself, or raises ConnectionError
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--address {address!r} is not HOST:PORT (e.g. 10.0.0.5:6379) or 'auto'")
+    try:
+        socket.create_connection((host, int(port)), timeout=10).close()
+    except OSError as err:
+        raise ConfigError(f"no Ray cluster answers at {address} ({err.strerror or err}); "
+                          "check the address, or drop --address (and RAY_ADDRESS) to run on this machine") from None
 
 
 def start_ray(address: str | None) -> None:
     """Join `address`, or start an embedded single-node Ray sized to this machine."""
-    if address:
-        ray.init(address=address)
-    else:
-        ray.init(address="local", include_dashboard=False)
+    # Trials print nothing useful to the console: their errors land in error.txt and Progress says so.
+    if not address:
+        ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+        return
+    check_reachable(address)
+    try:
+        with deadline(CONNECT_TIMEOUT_S, f"the Ray cluster at {address} did not answer within {CONNECT_TIMEOUT_S} s; "
+                                         "check that it runs Ray 2.60.0 and that its token is set (RAY_AUTH_TOKEN)"):
+            ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+    except ConnectionError as err:
+        raise ConfigError(f"cannot join the Ray cluster at {address}: {str(err).splitlines()[0]}; "
+                          "start one with `ray start --head` or drop --address to run on this machine") from None
+
+
+def check_resources(request: dict, remote: bool) -> None:
+    """Refuse a per-trial request that no live node can meet (it would stay pending forever)."""
+    nodes = [n["Resources"] for n in ray.nodes() if n["Alive"]]
+    need_cpu, need_gpu = request["cpu"], request["gpu"]
+    if any(n.get("CPU", 0) >= need_cpu and n.get("GPU", 0) >= need_gpu for n in nodes):
+        return
+    biggest = max(nodes, key=lambda n: (n.get("GPU", 0), n.get("CPU", 0)), default={})
+    message = (f"no node can run a trial that asks for {need_cpu:g} CPU(s) and {need_gpu:g} GPU(s): "
+               f"the largest has {biggest.get('CPU', 0):g} CPU(s) and {biggest.get('GPU', 0):g} GPU(s); "
+               "lower --cpus-per-trial or --gpus-per-trial")
+    if not remote:
+        raise ConfigError(message)
+    # An autoscaling cluster may add such a node; the pending watchdog ends the wait if none comes.
+    logging.getLogger(__name__).warning(message)
+    print(f"warning: {message} (waiting for the cluster to scale up, at most --pending-timeout)")
 
 
 @ray.remote(num_cpus=0)
@@ -153,33 +136,68 @@ def check_shared_storage(storage_path: str) -> None:
         )
 
 
-def run(
-    grid_name: str,
-    grid: Grid,
-    settings: SweepSettings,
-    data: FashionMNIST,
-    resuming: bool,
-    address: str | None = None,
-    trainable: Callable = train_autoencoder,
-) -> Path:
-    """Run (or resume) the sweep to the end; returns the local experiment folder (a mirror for URIs)."""
+def log_to_folder(folder: Path) -> None:
+    """Ray's and Tune's driver messages go to the experiment's tune.log, not the console."""
+    handler = logging.FileHandler(folder / TUNE_LOG)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for name in ("ray", __name__):
+        logger = logging.getLogger(name)
+        logger.handlers = [handler]  # replaces Ray's stderr handler
+        logger.propagate = False
+        logger.setLevel(logging.INFO)
+    for name in ("ray.tune", "ray.train", "ray.air"):
+        logging.getLogger(name).propagate = True  # up to "ray", whose only handler is now the file
+        logging.getLogger(name).handlers = []
+
+
+def set_aside_orphans(folder: Path) -> None:
+    """Trial folders of a start that was killed before Tune saved its state: kept, moved out of the way."""
+    orphans = [p.parent for p in folder.glob("*/params.json")]
+    if orphans:
+        aside = folder / f".abandoned-{time.strftime('%Y%m%d-%H%M%S')}"
+        aside.mkdir()
+        for trial_dir in orphans:
+            shutil.move(str(trial_dir), aside / trial_dir.name)
+
+
+def run(grid_name: str, grid: Grid, settings: SweepSettings, data: FashionMNIST, resuming: bool,
+        address: str | None = None, trainable: Callable = train_autoencoder, changed: dict | None = None,
+        command: list[str] | None = None) -> Outcome:
+    """Run (or resume) the sweep to its end, or to the first Ctrl-C; returns where its files are."""
     folder = storage.local_folder(settings.storage_path, settings.name)
     uri = storage.experiment_uri(settings.storage_path, settings.name)
     start_ray(address)
     try:
+        resources = tuner.trial_resources(grid, settings)
+        check_resources(resources, remote=bool(address))
         check_shared_storage(settings.storage_path)
-        if resuming and not can_resume(uri):
-            raise ConfigError(f"{uri} holds no Tune state to resume (the sweep never started); start it anew")
+        folder.mkdir(parents=True, exist_ok=True)  # only now: a refused sweep leaves no folder behind
+        log_to_folder(folder)
+        restart = resuming and not tuner.can_resume(uri)
         data_info = {"folder": data.folder, "subset": grid.subset,
                      "train_images": len(data.train_images), "test_images": len(data.test_images)}
-        experiment.write_meta(folder, grid_name, grid, settings, data_info, experiment.this_run(address))
+        this_run = {**experiment.this_run(address, command), "changed_settings": changed or {}, "restarted": restart}
+        experiment.write_meta(folder, grid_name, grid, settings, data_info, this_run)
         storage.push(settings.storage_path, settings.name, [experiment.META_FILE])
-        if resuming:
-            tuner = restore_tuner(uri, grid, settings, data, trainable)
+
+        watchdog = callbacks.PendingWatchdog(settings.pending_timeout_s)
+        hooks = [callbacks.Progress(grid.swept(), len(grid.trial_configs())), watchdog]
+        if restart:  # killed before Tune saved any state: nothing to continue, so start it over
+            print(f"{settings.name} has no Tune state yet (stopped before its first save): starting it from the beginning")
+            set_aside_orphans(folder)
+        if resuming and not restart:
+            hooks.append(callbacks.ApplyOnResume(resources, settings.max_failures))
+            sweep = tuner.restore_tuner(uri, grid, settings, data, trainable, hooks)
         else:
-            tuner = build_tuner(grid, settings, data, trainable)
-        tuner.fit()
+            sweep = tuner.build_tuner(grid, settings, data, trainable, hooks)
+        print(f"{'resuming' if resuming and not restart else 'running'} {settings.name}: {len(grid.trial_configs())} "
+              f"trial(s), {resources['cpu']:g} CPU and {resources['gpu']:g} GPU each; Tune's log: {folder / TUNE_LOG}",
+              flush=True)
+        # Tune's newer console output prints a configuration box even at verbose=0; the legacy
+        # one is silent there, so Progress's lines are the whole console view.
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+        sweep.fit()
     finally:
         ray.shutdown()
     storage.pull(settings.storage_path, settings.name)
-    return folder
+    return Outcome(folder=folder, pending_timeout=watchdog.fired)

@@ -146,7 +146,7 @@ def train_epoch(state: TrainState, config: TrialConfig, train_x: torch.Tensor, v
         from tune_ae import cuda_graph  # CUDA-only code, kept out of the CPU path
 
         if state.graph is None:
-            state.graph = cuda_graph.GraphedEpoch(state, config, train_x)
+            state.graph = cuda_graph.GraphedEpoch(state, config, train_x, epoch_steps)
         loss_sum = state.graph.replay(order)
     else:
         loss_sum = torch.zeros((), device=train_x.device)

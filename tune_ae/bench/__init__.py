@@ -8,7 +8,7 @@
 - Ray overhead: a smoke sweep through `python -m tune_ae.run`, wall time against the
   training time its trials report.
 
-Run as `python -m tune_ae.bench [--quick] [--json PATH]`.
+Run as `python -m tune_ae.bench [--quick] [--json PATH]` (the command is __main__.py).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from torch import nn
 
 from tune_ae import train
 from tune_ae.config import TrialConfig
-from tune_ae.data import PIXELS, STEMS, FashionMNIST, idx_file, load_fashion_mnist
+from tune_ae.data import PIXELS, STEMS, FashionMNIST, idx_file
 from tune_ae.experiment import versions
 
 
@@ -152,11 +152,11 @@ def ray_overhead(data_dir: str) -> dict:
     return {"sweep_wall_s": wall, "trials_train_s": training, "overhead_s": wall - training, "trials": len(trials)}
 
 
-def run_benchmark(data_dir: str | None, hidden_sizes: list[int], epochs: int, subset: int | None,
+def run_benchmark(data: FashionMNIST, hidden_sizes: list[int], epochs: int, subset: int | None,
                   threads: int, precisions: list[str], with_ray: bool) -> dict:
+    """Every figure of the benchmark on `data` (already cut to `subset` training images)."""
     torch.set_num_threads(threads)
     device = train.pick_device()
-    data = load_fashion_mnist(data_dir, subset=subset)
     n_train, n_val = len(data.train_images), len(data.test_images)
     # The sweep runs first, while this process is idle: its own compute threads would compete.
     ray_report = ray_overhead(data.folder) if with_ray else None
@@ -215,9 +215,3 @@ def print_report(report: dict) -> None:
 
 def write_json(report: dict, path: str) -> None:
     Path(path).write_text(json.dumps(report, indent=2) + "\n")
-
-
-if __name__ == "__main__":
-    from tune_ae.run import bench_main
-
-    sys.exit(bench_main())

@@ -1,6 +1,6 @@
-"""The Tuner as built by sweep.py, run in-process on one shared Ray instance (2 CPUs, 1 logical GPU)."""
+"""The Tuner as built by tuner.py, run in-process on one shared Ray instance (2 CPUs, 1 logical GPU)."""
 
-from tune_ae import results, sweep
+from tune_ae import results, sweep, tuner
 from tune_ae.config import SweepSettings
 from tune_ae.data import load_fashion_mnist
 from tune_ae.grids import Grid
@@ -13,19 +13,19 @@ def settings(tmp_path, name, **kw):
 
 
 def test_auto_gpu_share_splits_the_card_among_concurrent_trials(ray_session, tmp_path):
-    paper_shape = Grid(hidden=(64, 128, 256, 512), epochs=1)
-    assert sweep.gpus_per_trial(settings(tmp_path, "a", cpus_per_trial=0.5), 4) == 0.25
+    paper_shape = Grid({"hidden": (64, 128, 256, 512), "epochs": (1,)})
+    assert tuner.gpus_per_trial(settings(tmp_path, "a", cpus_per_trial=0.5), 4) == 0.25
     # Only 2 trials fit the CPUs at once: each may take half the card.
-    assert sweep.gpus_per_trial(settings(tmp_path, "a", cpus_per_trial=1), 4) == 0.5
-    assert sweep.gpus_per_trial(settings(tmp_path, "a", gpus_per_trial=0.0), 4) == 0.0
-    assert sweep.trial_resources(paper_shape, settings(tmp_path, "a", cpus_per_trial=0.5)) == {"cpu": 0.5, "gpu": 0.25}
+    assert tuner.gpus_per_trial(settings(tmp_path, "a", cpus_per_trial=1), 4) == 0.5
+    assert tuner.gpus_per_trial(settings(tmp_path, "a", gpus_per_trial=0.0), 4) == 0.0
+    assert tuner.trial_resources(paper_shape, settings(tmp_path, "a", cpus_per_trial=0.5)) == {"cpu": 0.5, "gpu": 0.25}
 
 
 def test_quarter_gpus_run_four_trials_concurrently_on_cpu(ray_session, tmp_path):
     data = load_fashion_mnist(write_dataset(tmp_path / "d", n_train=2000, n_test=200), expect_full=False)
-    grid = Grid(hidden=(64, 128, 256, 512), epochs=12, batch_size=100)
+    grid = Grid({"hidden": (64, 128, 256, 512), "epochs": (12,), "batch_size": (100,)})
     s = settings(tmp_path, "gpu", cpus_per_trial=0.5, gpus_per_trial=0.25)
-    sweep.build_tuner(grid, s, data).fit()
+    tuner.build_tuner(grid, s, data).fit()
 
     trials = results.load_trials(tmp_path / "store" / "gpu")
     assert len(trials) == 4 and (trials["status"] == "done").all()
@@ -57,11 +57,27 @@ def test_storage_probe_on_one_node_and_for_uris(ray_session, tmp_path):
 
 def test_asha_stops_poor_trials_early(ray_session, tmp_path):
     data = load_fashion_mnist(write_dataset(tmp_path / "d"), expect_full=False)
-    grid = Grid(hidden=(4, 8, 64, 128), epochs=30, batch_size=50, lr=(3e-3,))
+    grid = Grid({"hidden": (4, 8, 64, 128), "epochs": (30,), "batch_size": (50,), "lr": (3e-3,)})
     s = settings(tmp_path, "asha", scheduler="asha", checkpoint_every=10)
-    sweep.build_tuner(grid, s, data).fit()
+    tuner.build_tuner(grid, s, data).fit()
     trials = results.load_trials(tmp_path / "store" / "asha").set_index("hidden")
     # Widest trials start first and set the bar at the first rung (epoch 10); narrow ones fall below it.
-    assert (trials["status"] == "stopped").sum() >= 1
-    assert set(trials.loc[trials["status"] == "stopped", "epochs_done"]) == {10}
+    assert (trials["status"] == "stopped early").sum() >= 1
+    assert set(trials.loc[trials["status"] == "stopped early", "epochs_done"]) == {10}
     assert trials.loc[128, "status"] == "done" and trials.loc[128, "epochs_done"] == 30
+
+
+def test_trials_that_can_never_start_stop_the_sweep(ray_session, tmp_path):
+    """4 CPUs per trial on a 2-CPU Ray: nothing runs; the watchdog ends the wait instead of hanging."""
+    import time
+
+    from tune_ae.callbacks import PendingWatchdog
+
+    data = load_fashion_mnist(write_dataset(tmp_path / "d"), expect_full=False)
+    watchdog = PendingWatchdog(limit_s=3)
+    started = time.monotonic()
+    tuner.build_tuner(Grid({"hidden": (8,), "epochs": (2,)}), settings(tmp_path, "stuck", cpus_per_trial=4),
+                      data, callbacks=[watchdog]).fit()
+    assert watchdog.fired and time.monotonic() - started < 60
+    trials = results.load_trials(tmp_path / "store" / "stuck")
+    assert trials["status"].tolist() == ["not started"]  # accounted for, from the recorded grid or Tune's state

@@ -4,13 +4,14 @@ Figure 5 (loss curves) comes from the epochs table; Figure 4 (reconstructions) f
 trial's final checkpoint; the baselines recompute PCA, the mean image and linear probes on
 the same data the sweep trained on (the folder and subset recorded in tune_ae.json).
 
-Run on demand with `python -m tune_ae.report EXPERIMENT_DIR`.
+Run on demand with `python -m tune_ae.report EXPERIMENT_DIR` (the command is __main__.py).
 """
 
 from __future__ import annotations
 
 import functools
 import sys
+import traceback
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -20,12 +21,17 @@ import seaborn as sns
 import torch
 
 from tune_ae import baselines, results, train
-from tune_ae.data import SIDE, FashionMNIST, load_fashion_mnist
-from tune_ae.experiment import read_meta
+from tune_ae.config import TRIAL_FIELDS
+from tune_ae.data import SIDE, DataError, FashionMNIST, load_fashion_mnist
+from tune_ae.experiment import read_meta, recorded_grid
 
 DPI = 200  # print quality for a paper column
 CPU = torch.device("cpu")
-SWEPT = ("dropout", "lr", "seed")
+OTHER_FIELDS = tuple(name for name in TRIAL_FIELDS if name != "hidden")  # what tells trials of one width apart
+
+
+class ReportError(Exception):
+    """The experiment cannot be reported (nothing trained yet, data gone); the message says why."""
 
 
 def experiment_data(folder: str | Path, data_dir: str | None = None) -> FashionMNIST:
@@ -34,28 +40,31 @@ def experiment_data(folder: str | Path, data_dir: str | None = None) -> FashionM
     return load_fashion_mnist(data_dir or recorded["folder"], subset=recorded["subset"], allow_download=False)
 
 
-def varying(table: pd.DataFrame, columns=SWEPT) -> list[str]:
+def varying(table: pd.DataFrame, columns=OTHER_FIELDS) -> list[str]:
     return [c for c in columns if c in table and table[c].nunique() > 1]
 
 
 def trial_label(row: pd.Series, extra: list[str]) -> str:
-    return "h = %d" % row["hidden"] + "".join(f"\n{c} = {row[c]:g}" for c in extra)
+    def value(v):
+        return f"{v:g}" if isinstance(v, float) else str(v)
+
+    return "h = %d" % row["hidden"] + "".join(f"\n{c} = {value(row[c])}" for c in extra)
 
 
 def loss_curves(epochs: pd.DataFrame) -> sns.FacetGrid:
     """Figure 5: train (dashed) and validation (solid) MSE per epoch, a colour per width.
 
-    One panel per dropout x lr value when the grid varies them; seeds are averaged with a
-    95% band.
+    One panel per value of the first two other fields the grid varies (e.g. dropout x lr);
+    seeds are averaged with a 95% band.
     """
     long = epochs.melt(
-        id_vars=["hidden", "dropout", "lr", "seed", "epoch"],
+        id_vars=[*TRIAL_FIELDS, "epoch"],
         value_vars=["train_loss", "val_loss"], var_name="split", value_name="loss",
     )
     long["split"] = long["split"].map({"train_loss": "train", "val_loss": "validation"})
     long["h"] = long["hidden"].map(lambda h: f"h = {h}")
     widths = [f"h = {h}" for h in sorted(epochs["hidden"].unique())]
-    panels = varying(epochs, ("dropout", "lr"))
+    panels = varying(epochs, tuple(name for name in OTHER_FIELDS if name != "seed"))
     grid = sns.relplot(
         data=long, x="epoch", y="loss", hue="h", hue_order=widths, style="split",
         style_order=["validation", "train"], kind="line", palette="viridis",
@@ -70,7 +79,7 @@ def loss_curves(epochs: pd.DataFrame) -> sns.FacetGrid:
     return grid
 
 
-@functools.lru_cache(maxsize=32)  # the figures and the baselines read the same checkpoints
+@functools.lru_cache(maxsize=None)  # the figures and the baselines read the same checkpoints; cleared per report
 def load_model(checkpoint: str):
     _, state = train.load(Path(checkpoint) / train.STATE_FILE, CPU)
     return state.model.eval()
@@ -81,7 +90,7 @@ def reconstructions(trials: pd.DataFrame, val_images: torch.Tensor, n_images: in
     generator = torch.Generator().manual_seed(seed)
     picked = torch.randperm(len(val_images), generator=generator)[:n_images]
     originals = train.to_device(val_images[picked], CPU)  # (n, 784)
-    rows = trials.dropna(subset=["checkpoint"]).sort_values(["hidden", *SWEPT])
+    rows = trials.dropna(subset=["checkpoint"]).sort_values(list(TRIAL_FIELDS))
     extra = varying(rows)
     fig, axes = plt.subplots(1 + len(rows), n_images, figsize=(1.1 * n_images, 1.15 * (1 + len(rows))), squeeze=False)
     images = [("original", originals)]
@@ -101,10 +110,10 @@ def reconstructions(trials: pd.DataFrame, val_images: torch.Tensor, n_images: in
 def baseline_columns(trials: pd.DataFrame, data: FashionMNIST) -> tuple[pd.DataFrame, dict]:
     """Per trial: PCA MSE at k = h, dead units, probe accuracy; and the reference numbers."""
     train_x, val_x = (train.to_device(x, CPU) for x in (data.train_images, data.test_images))
-    pca = baselines.pca_mse(train_x, val_x, sorted(trials["hidden"].unique().tolist()))
+    pca = baselines.pca_mse(train_x, val_x, sorted(int(h) for h in trials["hidden"].unique()))
     rows = []
-    for _, trial in trials.iterrows():
-        row = {"trial_id": trial["trial_id"], "pca_val_mse": pca[trial["hidden"]]}
+    for _, trial in trials.dropna(subset=["trial_id"]).iterrows():
+        row = {"trial_id": trial["trial_id"], "pca_val_mse": pca[int(trial["hidden"])]}
         if isinstance(trial["checkpoint"], str):
             model = load_model(trial["checkpoint"])
             row["dead_units"] = baselines.dead_units(model, val_x)
@@ -119,15 +128,25 @@ def baseline_columns(trials: pd.DataFrame, data: FashionMNIST) -> tuple[pd.DataF
     return pd.DataFrame(rows), reference
 
 
-SUMMARY_COLUMNS = [
-    "hidden", "dropout", "lr", "seed", "parameters", "epochs_done", "final_val_loss", "best_val_loss",
-    "best_epoch", "wall_time_s", "pca_val_mse", "dead_units", "probe_accuracy", "status",
-]
+OUTCOME_COLUMNS = ["parameters", "epochs_done", "final_val_loss", "best_val_loss", "best_epoch", "wall_time_s",
+                   "pca_val_mse", "dead_units", "probe_accuracy", "status"]
+
+
+def label_columns(trials: pd.DataFrame) -> list[str]:
+    """hidden plus the trial fields that vary in this experiment: what names a trial here."""
+    return ["hidden", *varying(trials)]
+
+
+def trial_overview(trials: pd.DataFrame) -> pd.DataFrame:
+    """The trials table cut to what a reader compares: labels, losses, status."""
+    columns = [*label_columns(trials), "epochs_done", "final_val_loss", "best_val_loss", "status", "error"]
+    return trials[columns].sort_values(list(TRIAL_FIELDS)[:1] + varying(trials)).reset_index(drop=True)
 
 
 def summary_table(trials: pd.DataFrame, extra: pd.DataFrame) -> pd.DataFrame:
     table = trials.merge(extra, on="trial_id", how="left")
-    return table[[c for c in SUMMARY_COLUMNS if c in table]].sort_values(["hidden", *SWEPT]).reset_index(drop=True)
+    columns = label_columns(trials) + [c for c in OUTCOME_COLUMNS if c in table]
+    return table.sort_values(list(TRIAL_FIELDS))[columns].reset_index(drop=True)
 
 
 def save_figure(fig: plt.Figure, stem: Path) -> list[Path]:
@@ -147,15 +166,34 @@ def markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def unfinished_section(trials: pd.DataFrame) -> str:
+    """Every trial that did not finish, with its status and error, so none goes unmentioned."""
+    left = trials[~trials["status"].isin(results.FINISHED)]
+    if left.empty:
+        return ""
+    table = left[[*label_columns(trials), "epochs_done", "epochs_planned", "status", "error"]].fillna("")
+    return f"""
+## Trials that did not finish
+
+{len(left)} of {len(trials)} trial(s); their losses are missing from the figures or end early.
+
+{markdown(table)}
+"""
+
+
 def write_report(folder: str | Path, data_dir: str | None = None) -> Path:
     """Figures, summary.csv and report.md into the experiment folder; returns report.md."""
     folder = Path(folder)
     meta = read_meta(folder)
     epochs = results.load_epochs(folder)
-    trials = results.summarise_trials(epochs)  # from the epochs already read, not a second pass
-    if trials.empty:
-        raise ValueError(f"{folder} has no reported epochs yet; nothing to report")
-    data = experiment_data(folder, data_dir)
+    trials = results.summarise_trials(epochs, folder)  # from the epochs already read, not a second pass
+    if epochs.empty:
+        raise ReportError(f"{folder} has no reported epochs yet ({len(trials)} trial(s), none trained); nothing to plot")
+    try:
+        data = experiment_data(folder, data_dir)
+    except DataError as err:
+        raise ReportError(f"{err} (the report needs the data the sweep trained on; pass --data-dir)") from None
+    load_model.cache_clear()
     figures = folder / "figures"
     figures.mkdir(exist_ok=True)
     curves = loss_curves(epochs)
@@ -167,8 +205,7 @@ def write_report(folder: str | Path, data_dir: str | None = None) -> Path:
     last_run = meta["runs"][-1]
     text = f"""# Experiment `{folder.name}`
 
-Grid `{meta['grid_name']}`: hidden {meta['grid']['hidden']}, dropout {meta['grid']['dropout']}, lr {meta['grid']['lr']},
-{meta['grid']['seeds']} seed(s), batch {meta['grid']['batch_size']}, {meta['grid']['epochs']} epochs;
+Grid `{meta['grid_name']}`: {recorded_grid(meta).describe()};
 data {meta['data']['train_images']} training / {meta['data']['test_images']} validation images.
 Last command: `{' '.join(last_run['command'])}` (torch {last_run['versions']['torch']}, ray {last_run['versions']['ray']},
 commit {last_run['git_commit']}).
@@ -193,13 +230,28 @@ Top row: random validation images (seed 0). Below: each trial's reconstruction f
 - `probe_accuracy`: validation accuracy of softmax regression on the encoder's features.
 - Reference: predicting the mean training image gives MSE {reference['mean_image_mse']:.4g}; softmax regression on raw
   pixels reaches accuracy {reference['raw_pixel_probe_accuracy']:.4f}.
-"""
+{unfinished_section(trials)}"""
     path = folder / "report.md"
     path.write_text(text)
     return path
 
 
-if __name__ == "__main__":
-    from tune_ae.run import report_main
+ERROR_FILE = "report-error.txt"  # the traceback of an unexpected failure, for a bug report
 
-    sys.exit(report_main())
+
+def write_report_or_say_why(folder: Path, data_dir: str | None = None) -> bool:
+    """write_report for the commands: True when written; otherwise one `error:` line on stderr.
+
+    An expected problem (nothing trained yet, the data moved) is said as it is; anything else
+    is a bug, said in one line that points at its full traceback in the experiment folder.
+    """
+    try:
+        print(f"  report: {write_report(folder, data_dir)}")
+        return True
+    except ReportError as err:
+        print(f"error: report not written: {err}", file=sys.stderr)
+    except Exception as err:
+        (folder / ERROR_FILE).write_text(traceback.format_exc())
+        print(f"error: report not written: unexpected {type(err).__name__}: {err}; this is a bug, "
+              f"its traceback is in {folder / ERROR_FILE}", file=sys.stderr)
+    return False

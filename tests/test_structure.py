@@ -1,0 +1,79 @@
+"""The shape of the package, read from its source with ast: no import circles, commands apart
+from the library, Ray only where Tune is faced, and the commands reachable as documented."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "tune_ae"
+COMMANDS = {"tune_ae.run", "tune_ae.report.__main__", "tune_ae.bench.__main__", "tune_ae.__main__"}
+TUNE_FACING = {"tune_ae.trainable", "tune_ae.tuner", "tune_ae.sweep", "tune_ae.callbacks"}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports() -> dict[str, set[str]]:
+    """Module -> every module it imports, at any depth of its code (deferred imports included)."""
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module)
+                # `from tune_ae import results` imports the module tune_ae.results
+                names.update(f"{node.module}.{alias.name}" for alias in node.names)
+        found[module_name(path)] = names
+    return {m: {n for n in names if n in found or not n.startswith("tune_ae")} for m, names in found.items()}
+
+
+def test_no_import_circles():
+    graph = {m: {n for n in names if n.startswith("tune_ae") and n != m and n != "tune_ae"} for m, names in imports().items()}
+    state = {}
+
+    def visit(module, path):
+        if state.get(module) == "open":
+            raise AssertionError("import circle: " + " -> ".join(path[path.index(module):] + [module]))
+        if state.get(module) == "done":
+            return
+        state[module] = "open"
+        for other in sorted(graph.get(module, ())):
+            visit(other, path + [module])
+        state[module] = "done"
+
+    for module in sorted(graph):
+        visit(module, [])
+    assert len(graph) >= 18  # the walk saw the whole package
+
+
+def test_library_modules_never_import_a_command():
+    for module, names in imports().items():
+        if module not in COMMANDS:
+            assert not names & COMMANDS, f"{module} imports the command(s) {names & COMMANDS}"
+
+
+def test_only_the_tune_facing_modules_import_ray():
+    users = {m for m, names in imports().items() if any(n == "ray" or n.startswith("ray.") for n in names)}
+    assert users == TUNE_FACING
+
+
+@pytest.mark.parametrize("command", [["-m", "tune_ae.run"], ["-m", "tune_ae.report"], ["-m", "tune_ae.bench"],
+                                     ["-m", "tune_ae", "run"], ["-m", "tune_ae", "report"], ["-m", "tune_ae", "bench"]])
+def test_every_command_answers_help_truthfully(command):
+    done = subprocess.run([sys.executable, *command, "--help"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "usage:" in done.stdout
+    assert "(default: None)" not in done.stdout and "default paper) " not in done.stdout
+
+
+def test_console_entry_point_is_installed():
+    script = Path(sys.executable).parent / "tune-ae"
+    assert script.is_file(), "pip install -e . installs the tune-ae command"
+    done = subprocess.run([str(script), "bogus"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "unknown command 'bogus'" in done.stderr

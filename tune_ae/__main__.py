@@ -1,0 +1,30 @@
+"""`tune-ae run|report|bench ...` (also `python -m tune_ae ...`): the three commands under one name."""
+
+from __future__ import annotations
+
+import sys
+
+COMMANDS = ("run", "report", "bench")
+USAGE = "usage: tune-ae {run,report,bench} [ARGS...]   (tune-ae COMMAND --help for each)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"error: unknown command {command!r}; choose one of {', '.join(COMMANDS)} (see tune-ae --help)", file=sys.stderr)
+        return 2
+    if command == "run":
+        from tune_ae.run import main as command_main
+    elif command == "report":
+        from tune_ae.report.__main__ import main as command_main
+    else:
+        from tune_ae.bench.__main__ import main as command_main
+    return command_main(rest, prog=f"tune-ae {command}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""`python -m tune_ae.bench`: the report-style pipeline and ours, measured in one run (see tune_ae.bench)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from tune_ae.args import OK, USAGE_ERROR, Parser
+
+
+def main(argv: list[str] | None = None, prog: str = "python -m tune_ae.bench") -> int:
+    p = Parser(prog=prog, description="Time the report-style pipeline against tune_ae's loop, with the matmul peak and Ray overhead.")
+    p.add_argument("--data-dir", help="Fashion-MNIST folder (else $TUNE_AE_DATA, cache)")
+    p.add_argument("--hidden", type=int, nargs="+", default=[64, 512], help="hidden sizes to time (default 64 512)")
+    p.add_argument("--epochs", type=int, default=3, help="timed epochs per measurement, after one warm-up (default 3)")
+    p.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads (default: this machine's cores)")
+    p.add_argument("--precision", nargs="+", choices=("fp32", "bf16"), default=["fp32", "bf16"], help="precisions of our loop to time (default both)")
+    p.add_argument("--no-ray", action="store_true", help="skip the Ray overhead measurement")
+    p.add_argument("--quick", action="store_true", help="6,000 images, 1 timed epoch: a sub-minute check")
+    p.add_argument("--json", help="also write the figures to this JSON file")
+    args = p.parse_args(argv)
+    if args.epochs < 1 or args.threads < 1 or min(args.hidden) < 1:
+        p.error("--epochs, --threads and --hidden must be >= 1")
+    from tune_ae import bench  # torch loads after the checks
+    from tune_ae.data import DataError, load_fashion_mnist
+
+    subset = 6000 if args.quick else None
+    try:
+        data = load_fashion_mnist(args.data_dir, subset=subset)
+    except DataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return USAGE_ERROR
+    report = bench.run_benchmark(data, args.hidden, 1 if args.quick else args.epochs, subset, args.threads,
+                                 args.precision, not args.no_ray)
+    bench.print_report(report)
+    if args.json:
+        bench.write_json(report, args.json)
+    return OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

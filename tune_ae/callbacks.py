@@ -1,0 +1,118 @@
+"""Tune callbacks of a sweep: a readable progress view, a watchdog for trials that can never
+start, and the settings a resumed sweep changes. They run in the driver, inside Tune's loop.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+from ray import tune
+from ray.tune.experiment import Trial
+
+from tune_ae.config import TRIAL_FIELDS
+
+
+def trial_label(config: dict, swept: list[str]) -> str:
+    """'h=512' or 'h=512 dropout=0.1 seed=2': the fields that tell this grid's trials apart."""
+    names = swept or ["hidden"]
+    return " ".join(("h" if name == "hidden" else name) + f"={config.get(name)}" for name in names if name in TRIAL_FIELDS)
+
+
+def duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+class Progress(tune.Callback):
+    """One line per trial event: start, progress (at most every `every_s` per trial), end, error.
+
+    Replaces Tune's per-result status box (the sweep runs Tune with verbose=0); Tune's own log
+    goes to the experiment folder (sweep.py).
+    """
+
+    def __init__(self, swept: list[str], n_trials: int, every_s: float = 10.0, out: TextIO = sys.stdout):
+        self.swept, self.n_trials, self.every_s, self.out = swept, n_trials, every_s, out
+        self.started = time.monotonic()
+        self.last_line: dict[str, float] = {}
+        self.begun: set[str] = set()
+        self.first_epoch: dict[str, tuple[int, float]] = {}  # trial -> (epoch, time) of its first result here
+
+    def line(self, trial: Trial, text: str) -> None:
+        elapsed = time.monotonic() - self.started
+        print(f"{duration(elapsed):>7}  {trial_label(trial.config, self.swept):<24} {text}", file=self.out, flush=True)
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        first = trial.trial_id not in self.begun
+        self.begun.add(trial.trial_id)
+        self.line(trial, f"started ({len(self.begun)}/{self.n_trials} trials begun)" if first else "restarted")
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        epoch, total, now = result["epoch"], trial.config["epochs"], time.monotonic()
+        first_epoch, first_time = self.first_epoch.setdefault(trial.trial_id, (epoch, now))
+        if epoch not in (1, total) and now - self.last_line.get(trial.trial_id, 0.0) < self.every_s:
+            return
+        self.last_line[trial.trial_id] = now
+        eta = ""
+        if epoch > first_epoch:
+            eta = f"  ETA {duration((now - first_time) / (epoch - first_epoch) * (total - epoch))}"
+        self.line(trial, f"epoch {epoch:>{len(str(total))}}/{total}  val_loss {result['val_loss']:.5g}{eta}")
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        result = trial.last_result or {}
+        done = result.get("epoch", 0)
+        what = "done" if done >= trial.config["epochs"] else f"stopped at epoch {done}"
+        self.line(trial, f"{what}  val_loss {result.get('val_loss', float('nan')):.5g}")
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        self.line(trial, f"failed, retrying from its latest checkpoint (failure {trial.run_metadata.num_failures})")
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.line(trial, f"ERROR after {trial.run_metadata.num_failures} failure(s); see {trial.path}/error.txt")
+
+
+class PendingWatchdog(tune.Callback, tune.Stopper):
+    """Stops the sweep when trials wait and none has run or reported for `limit_s` seconds.
+
+    The resource check before the sweep catches requests no node can meet; this catches the
+    rest (a node that never joins, resources held by other jobs), instead of waiting forever.
+    """
+
+    def __init__(self, limit_s: float):
+        self.limit_s = limit_s
+        self.last_progress = time.monotonic()
+        self.fired = False
+
+    def on_step_begin(self, iteration, trials, **info):
+        if any(t.status == Trial.RUNNING for t in trials) or not any(t.status == Trial.PENDING for t in trials):
+            self.last_progress = time.monotonic()
+        elif time.monotonic() - self.last_progress > self.limit_s:
+            self.fired = True
+
+    def __call__(self, trial_id, result) -> bool:
+        return False  # never stops a single trial
+
+    def stop_all(self) -> bool:
+        return self.fired
+
+
+class ApplyOnResume(tune.Callback):
+    """A resumed sweep's new resources and retry limit, given to the trials Tune restored.
+
+    Tune keeps each trial's resources and max_failures in its experiment state; Trial's
+    `update_resources` is the hook it offers for trials that are not running.
+    """
+
+    def __init__(self, resources: dict, max_failures: int):
+        self.resources, self.max_failures = resources, max_failures
+        self.applied = False
+
+    def on_step_begin(self, iteration, trials, **info):
+        if self.applied:
+            return
+        self.applied = True
+        for trial in trials:
+            trial.max_failures = self.max_failures
+            if trial.status in (Trial.PENDING, Trial.PAUSED):
+                trial.update_resources(dict(self.resources))

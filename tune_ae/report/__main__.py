@@ -1,0 +1,30 @@
+"""`python -m tune_ae.report EXPERIMENT_DIR [--data-dir DIR]`: (re)write an experiment's figures and report.md."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from tune_ae.args import FAILED, OK, USAGE_ERROR, Parser
+from tune_ae.experiment import META_FILE
+
+
+def main(argv: list[str] | None = None, prog: str = "python -m tune_ae.report") -> int:
+    p = Parser(prog=prog, description="Write figures and report.md for an experiment folder.")
+    p.add_argument("experiment", help="experiment folder (holds tune_ae.json)")
+    p.add_argument("--data-dir", help="Fashion-MNIST folder, if not the one the sweep read")
+    args = p.parse_args(argv)
+    folder = Path(args.experiment).expanduser().resolve()
+    if not (folder / META_FILE).is_file():
+        print(f"error: {folder} is not a tune_ae experiment (no {META_FILE}); pass the folder the run printed",
+              file=sys.stderr)
+        return USAGE_ERROR
+    os.environ.setdefault("MPLBACKEND", "Agg")  # figures go to files; no display needed
+    from tune_ae.report import write_report_or_say_why  # matplotlib and torch load after the checks
+
+    return OK if write_report_or_say_why(folder, args.data_dir) else FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

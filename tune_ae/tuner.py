@@ -1,0 +1,116 @@
+"""Build (or restore) the one `tune.Tuner` that runs a grid: param space, resources, scheduler, run config.
+
+Nothing here starts Ray or touches the experiment folder; sweep.py drives the whole sweep.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Callable
+
+import ray
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler
+
+from tune_ae.config import TRIAL_FIELDS, SweepSettings
+from tune_ae.data import FashionMNIST
+from tune_ae.grids import Grid
+from tune_ae.trainable import train_autoencoder
+
+METRIC, MODE = "val_loss", "min"
+
+
+def gpus_per_trial(settings: SweepSettings, n_trials: int) -> float:
+    """The GPU share of one trial; `None` (auto) shares the cluster's GPUs among concurrent trials.
+
+    Concurrency is bounded by the trial count and by the CPUs: the paper grid (4 trials) on
+    one GPU gets 0.25 each, so all four train on the card at once.
+    """
+    if settings.gpus_per_trial is not None:
+        return settings.gpus_per_trial
+    resources = ray.cluster_resources()
+    gpus, cpus = resources.get("GPU", 0.0), resources.get("CPU", 1.0)
+    if gpus == 0:
+        return 0.0
+    concurrent = max(1, min(n_trials, math.floor(cpus / settings.cpus_per_trial)))
+    # Rounded down to 1/10000, Ray's resource granularity, so the shares never add up past the card.
+    return min(1.0, math.floor(gpus / concurrent * 10_000) / 10_000)
+
+
+def trial_resources(grid: Grid, settings: SweepSettings) -> dict:
+    # Always name the CPUs: a GPU-only request would ask Ray for 0 CPUs per trial.
+    return {"cpu": settings.cpus_per_trial, "gpu": gpus_per_trial(settings, len(grid.trial_configs()))}
+
+
+def param_space(grid: Grid) -> dict:
+    """Every TrialConfig field: the swept ones as grid_search, the others as constants.
+
+    Every field is named, so a trial never falls back to a default the grid did not choose
+    (the trainable refuses a config that lacks one).
+    """
+    space = {}
+    for name in TRIAL_FIELDS:
+        values = list(grid.values(name))
+        if name == "hidden":
+            values.sort(reverse=True)  # widest first: the longest trials start at once, not last
+        space[name] = tune.grid_search(values) if len(values) > 1 else values[0]
+    return space
+
+
+def wrapped_trainable(grid: Grid, settings: SweepSettings, data: FashionMNIST, trainable: Callable):
+    # with_parameters puts `data` in the object store once; each trial fetches it from there.
+    fn = tune.with_parameters(trainable, data=data, checkpoint_every=settings.checkpoint_every,
+                              cuda_graphs=settings.cuda_graphs)
+    return tune.with_resources(fn, trial_resources(grid, settings))
+
+
+def run_config(settings: SweepSettings, callbacks: list) -> tune.RunConfig:
+    return tune.RunConfig(
+        name=settings.name,
+        storage_path=settings.storage_path,
+        failure_config=tune.FailureConfig(max_failures=settings.max_failures),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=settings.keep_checkpoints),
+        callbacks=callbacks,
+        stop=next((c for c in callbacks if isinstance(c, tune.Stopper)), None),
+        verbose=0,  # progress comes from callbacks.Progress, one line per event
+    )
+
+
+def build_tuner(grid: Grid, settings: SweepSettings, data: FashionMNIST, trainable: Callable = train_autoencoder,
+                callbacks: list | None = None) -> tune.Tuner:
+    scheduler = None
+    if settings.scheduler == "asha":
+        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=grid.max_epochs,
+                                  grace_period=min(10, grid.max_epochs))
+    return tune.Tuner(
+        wrapped_trainable(grid, settings, data, trainable),
+        param_space=param_space(grid),
+        tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, scheduler=scheduler),
+        run_config=run_config(settings, callbacks or []),
+    )
+
+
+def restore_tuner(experiment_dir: str | Path, grid: Grid, settings: SweepSettings, data: FashionMNIST,
+                  trainable: Callable = train_autoencoder, callbacks: list | None = None) -> tune.Tuner:
+    """Continue an interrupted sweep; unfinished and errored trials restart from their checkpoints.
+
+    `settings` may differ from the recorded ones in resources, retries and checkpointing:
+    Tune restores its own pickled RunConfig, so the new one is put in its place (the
+    callbacks.ApplyOnResume callback carries the per-trial part: resources, retries).
+    """
+    tuner = tune.Tuner.restore(
+        str(experiment_dir),
+        trainable=wrapped_trainable(grid, settings, data, trainable),
+        resume_unfinished=True,
+        resume_errored=True,
+    )
+    restored = tuner._local_tuner.get_run_config()  # Tuner.restore offers no RunConfig argument
+    new = run_config(settings, callbacks or [])
+    for field in ("failure_config", "checkpoint_config", "callbacks", "stop", "verbose"):
+        setattr(restored, field, getattr(new, field))
+    return tuner
+
+
+def can_resume(experiment_dir: str | Path) -> bool:
+    return tune.Tuner.can_restore(str(experiment_dir))
