@@ -6,6 +6,7 @@ from tune_ae.config import ConfigError, TrialConfig
 def test_defaults_are_the_reports_study():
     config = TrialConfig()
     assert (config.dropout, config.lr, config.batch_size, config.epochs) == (0.1, 1e-3, 1000, 400)
+    assert config.weight_decay == 0.0
     assert config.output_activation == "relu" and config.precision == "fp32"
 
 
@@ -19,6 +20,7 @@ def test_defaults_are_the_reports_study():
         ("dropout", -0.1, "dropout must be in [0, 1)"),
         ("lr", 0.0, "lr must be > 0"),
         ("lr", float("nan"), "lr must be a finite number"),
+        ("weight_decay", -1e-4, "weight_decay must be >= 0"),
         ("batch_size", 0, "batch_size must be >= 1"),
         ("epochs", 0, "epochs must be >= 1"),
         ("seed", -1, "seed must be >= 0"),

@@ -55,3 +55,12 @@ def test_records_written_before_grids_had_axes_still_load():
               "subset": None, "output_activation": "relu", "precision": "fp32"}
     grid = Grid.from_dict(legacy)
     assert len(grid.trial_configs()) == 4 and grid.seeds == 2 and grid.values("hidden") == (64, 128)
+
+
+def test_a_new_trial_field_is_sweepable_from_the_command_line(tmp_path):
+    """--weight-decay exists because TrialConfig has the field: flag, grid and param space follow."""
+    from tune_ae import run
+
+    args = run.build_parser().parse_args(["--hidden", "64", "--weight-decay", "0", "1e-4", "--storage-path", str(tmp_path)])
+    _, grid, _, _, _ = run.plan(args)
+    assert grid.swept() == ["weight_decay"] and {c.weight_decay for c in grid.trial_configs()} == {0.0, 1e-4}

@@ -91,3 +91,4 @@ def test_tables_of_folders_written_before_a_field_existed(tmp_path):
                                                      for r in rows) + "\n")
     epochs = results.load_epochs(tmp_path)
     assert (epochs["precision"] == "fp32").all() and list(epochs.columns[:-1]) == results.EPOCH_COLUMNS
+    assert (epochs["weight_decay"] == 0.0).all()  # never reported by these trials: they ran without it

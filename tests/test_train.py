@@ -141,3 +141,23 @@ def test_graph_warmup_is_undone_exactly(tensors):
         cuda_graph.restore(state, saved)
         tail = run(config, tensors, state)
         assert [m["val_loss"] for m in head + tail] == [m["val_loss"] for m in straight]
+
+
+def test_weight_decay_is_adams_and_defaults_to_none(tensors, tmp_path):
+    plain = run(TrialConfig(hidden=16, epochs=3, batch_size=64), tensors)
+    explicit = run(TrialConfig(hidden=16, epochs=3, batch_size=64, weight_decay=0.0), tensors)
+    assert [m["val_loss"] for m in plain] == [m["val_loss"] for m in explicit]
+    config = TrialConfig(hidden=16, epochs=3, batch_size=64, weight_decay=0.5)
+    state = train.init_state(config, CPU)
+    assert state.optimizer.param_groups[0]["weight_decay"] == 0.5
+    decayed = run(config, tensors, state)
+    assert [m["val_loss"] for m in decayed] != [m["val_loss"] for m in plain]
+    reference = train.init_state(TrialConfig(hidden=16, epochs=3, batch_size=64), CPU)
+    run(TrialConfig(hidden=16, epochs=3, batch_size=64), tensors, reference)
+    assert state.model.encoder[0].weight.norm() < reference.model.encoder[0].weight.norm()  # shrunk
+    # A checkpoint written before the field existed opens with it at its default.
+    train.save(reference, TrialConfig(hidden=16, epochs=3, batch_size=64), tmp_path / "old.pt")
+    saved = torch.load(tmp_path / "old.pt", weights_only=True)
+    del saved["config"]["weight_decay"]
+    torch.save(saved, tmp_path / "old.pt")
+    assert train.load(tmp_path / "old.pt", CPU)[0].weight_decay == 0.0

@@ -33,6 +33,7 @@ class TrialConfig:
     hidden: int = _field(512, "width of the code layer h; the report trains 64, 128, 256 and 512", minimum=1)
     dropout: float = _field(0.1, "dropout probability on the hidden layer, in [0, 1)")
     lr: float = _field(1e-3, "Adam learning rate (> 0)")
+    weight_decay: float = _field(0.0, "Adam weight decay, an L2 penalty added to the gradient (>= 0; report: 0)")
     batch_size: int = _field(1000, "minibatch size, reshuffled every epoch", minimum=1)
     epochs: int = _field(400, "full passes over the training set", minimum=1)
     seed: int = _field(0, "seeds initialisation, shuffling and dropout", minimum=0)
@@ -52,6 +53,8 @@ class TrialConfig:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if not self.lr > 0.0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if not self.weight_decay >= 0.0:
+            raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay}")
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], fill_defaults: bool = False) -> "TrialConfig":

@@ -60,14 +60,15 @@ def derived_seed(seed: int, stream: int, epoch: int) -> int:
     return (seed * 1_000_003 + stream * 10_007 + epoch) % (2**63)
 
 
-def make_optimizer(model: Autoencoder, lr: float, capturable: bool = False) -> torch.optim.Optimizer:
+def make_optimizer(model: Autoencoder, config: TrialConfig, capturable: bool = False) -> torch.optim.Optimizer:
     # The fused kernel updates all parameters in one pass; PyTorch's other Adam defaults
-    # (betas, eps, no weight decay) are the report's. `capturable` keeps the step count on
-    # the device so that a CUDA graph can replay the update; the arithmetic is the same.
+    # (betas, eps) are the report's. `capturable` keeps the step count on the device so that
+    # a CUDA graph can replay the update; the arithmetic is the same.
+    options = dict(lr=config.lr, weight_decay=config.weight_decay, capturable=capturable)
     try:
-        return torch.optim.Adam(model.parameters(), lr=lr, fused=True, capturable=capturable)
+        return torch.optim.Adam(model.parameters(), fused=True, **options)
     except RuntimeError:  # fused not available for this device/dtype
-        return torch.optim.Adam(model.parameters(), lr=lr, foreach=True, capturable=capturable)
+        return torch.optim.Adam(model.parameters(), foreach=True, **options)
 
 
 def init_state(config: TrialConfig, device: torch.device, cuda_graphs: bool = False) -> TrainState:
@@ -90,7 +91,7 @@ def init_state(config: TrialConfig, device: torch.device, cuda_graphs: bool = Fa
     graphs = cuda_graphs and device.type == "cuda"
     state = TrainState(
         model=model,
-        optimizer=make_optimizer(model, config.lr, capturable=graphs),
+        optimizer=make_optimizer(model, config, capturable=graphs),
         shuffle=torch.Generator(device=device).manual_seed(config.seed + 1),
         dropout=dropout,
         cuda_graphs=graphs,
@@ -226,7 +227,7 @@ def save(state: TrainState, config: TrialConfig, path: str | Path) -> None:
 def load(path: str | Path, device: torch.device, cuda_graphs: bool = False) -> tuple[TrialConfig, TrainState]:
     """Rebuild a run saved by `save` on `device`, whichever device wrote it."""
     saved = torch.load(path, map_location=device, weights_only=True)
-    config = TrialConfig.from_dict(saved["config"])
+    config = TrialConfig.from_dict(saved["config"], fill_defaults=True)  # older checkpoints lack newer fields
     state = init_state(config, device, cuda_graphs)
     # Generator states are byte tensors that set_state wants on the CPU, whatever map_location did.
     for key in ("shuffle", "dropout", "rng_state", "cuda_rng_state"):
