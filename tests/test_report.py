@@ -27,7 +27,10 @@ def test_report_of_a_smoke_sweep(smoke_experiment):
     summary = report.summary_table(results.load_trials(folder), report.baseline_columns(results.load_trials(folder), report.experiment_data(folder))[0])
     assert len(summary) == 2 and summary["pca_val_mse"].between(0, 0.1).all()
     assert summary["probe_accuracy"].between(0.3, 1).all() and (summary["dead_units"] >= 0).all()
-    assert text.count("\n| 32 |") + text.count("\n| 64 |") == 2
+    # Each width once in the summary and once in the seed-spread table.
+    assert text.count("\n| 32 |") + text.count("\n| 64 |") == 4
+    assert "## Against PCA" in text and "figures/val_loss_vs_width.png" in text
+    assert (folder / "figures" / "val_loss_vs_width.png").stat().st_size > 10_000
 
 
 def test_loss_curve_panels_follow_the_grid(smoke_experiment):
@@ -110,3 +113,77 @@ def test_report_of_checkpoints_written_on_cuda(smoke_experiment, tmp_path):
     done = subprocess.run([sys.executable, "-m", "tune_ae.report", str(folder)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert (folder / "report.md").is_file() and (folder / "figures" / "reconstructions.png").stat().st_size > 10_000
+
+
+def test_ablation_grid_expands_to_widths_x_activations_x_dropouts():
+    from tune_ae.grids import GRIDS, resolve
+
+    grid = GRIDS["ablation"]
+    configs = grid.trial_configs()
+    assert len(configs) == 4 * 3 * 2 and grid.swept() == ["hidden", "dropout", "output_activation"]
+    assert {(c.output_activation, c.dropout) for c in configs} == {
+        (a, d) for a in ("relu", "identity", "sigmoid") for d in (0.0, 0.1)}
+    assert {c.lr for c in configs} == {1e-3} and {c.epochs for c in configs} == {400}  # otherwise the paper's
+    assert len(resolve("ablation", seeds=3).trial_configs()) == 72
+
+
+def spread_of(rows):
+    columns = ["hidden", "dropout", "output_activation", "n", "epochs_done", "final_mean", "final_sd", "best_mean",
+               "best_sd", "dead_units", "pca", "x_pca"]
+    table = pd.DataFrame(rows, columns=columns[:6] + ["pca"])
+    table["final_sd"] = table["best_sd"] = 0.0001
+    table["best_mean"], table["dead_units"] = table["final_mean"], 3.0
+    table["x_pca"] = table["final_mean"] / table["pca"]
+    return table[columns]
+
+
+def test_the_finding_follows_the_table():
+    spread = spread_of([
+        (64, 0.1, "relu", 3, 100, 0.0118, 0.0104), (64, 0.0, "identity", 3, 100, 0.0110, 0.0104),
+        (512, 0.1, "relu", 3, 100, 0.0039, 0.0006), (512, 0.0, "identity", 3, 100, 0.00084, 0.0006),
+    ])
+    assert report.findings(spread) == [
+        "At h = 64 the best configuration (dropout 0, output_activation identity) reaches 1.1x PCA's error "
+        "(0.011 against 0.0104, n = 3); the report's recipe (dropout 0.1, output_activation relu) 1.1x.",
+        "At h = 512 the best configuration (dropout 0, output_activation identity) reaches 1.4x PCA's error "
+        "(0.00084 against 0.0006, n = 3); the report's recipe (dropout 0.1, output_activation relu) 6.5x.",
+    ]
+    worse = spread.assign(final_mean=spread["final_mean"][::-1].values)  # a different table, a different finding
+    worse["x_pca"] = worse["final_mean"] / worse["pca"]
+    assert report.findings(worse) != report.findings(spread)
+
+
+def test_seed_spread_and_width_figure_from_a_small_sweep(ray_session, tmp_path):
+    """A real sweep on tiny data: 2 widths x 2 output activations x 2 seeds, then the report."""
+    from conftest import write_dataset
+    from tune_ae import experiment, tuner
+    from tune_ae.config import SweepSettings
+    from tune_ae.data import load_fashion_mnist
+    from tune_ae.grids import Grid
+
+    data = load_fashion_mnist(write_dataset(tmp_path / "d", n_train=500, n_test=100), expect_full=False)
+    grid = Grid({"hidden": (8, 32), "output_activation": ("relu", "identity"), "epochs": (4,), "batch_size": (50,),
+                 "lr": (3e-3,), "seed": (0, 1)})
+    settings = SweepSettings(storage_path=str(tmp_path / "store"), name="study", cpus_per_trial=1)
+    folder = tmp_path / "store" / "study"
+    experiment.write_meta(folder, "custom", grid, settings, {"folder": data.folder, "subset": None, "train_images": 500,
+                                                            "test_images": 100}, experiment.this_run(None))
+    tuner.build_tuner(grid, settings, data).fit()
+    text = report.write_report(folder).read_text()
+
+    spread = pd.read_csv(folder / "spread.csv")
+    assert len(spread) == 4 and (spread["n"] == 2).all() and (spread["epochs_done"] == 4).all()
+    assert set(spread["output_activation"]) == {"relu", "identity"} and (spread["final_sd"] > 0).all()
+    summary = pd.read_csv(folder / "summary.csv")
+    one = summary[(summary["hidden"] == 8) & (summary["output_activation"] == "relu")]["final_val_loss"]
+    row = spread[(spread["hidden"] == 8) & (spread["output_activation"] == "relu")].iloc[0]
+    assert row["final_mean"] == pytest.approx(one.mean()) and row["final_sd"] == pytest.approx(one.std())
+    for line in report.findings(spread):
+        assert line in text
+    best = spread[spread["hidden"] == 32].sort_values("final_mean").iloc[0]
+    assert f"At h = 32 the best configuration (output_activation {best['output_activation']}) reaches" in text
+    assert (folder / "figures" / "val_loss_vs_width.png").stat().st_size > 10_000
+    assert (folder / "figures" / "val_loss_vs_width.pdf").is_file()
+    figure = report.width_figure(spread, 0.09)
+    labels = [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
+    assert sorted(labels) == ["PCA, k = h", "mean image", "output_activation identity", "output_activation relu"]

@@ -81,6 +81,10 @@ GRIDS: dict[str, Grid] = {
     "smoke": Grid({"hidden": (32, 64), "epochs": (3,), "batch_size": (250,)}, subset=3000),
     # Beyond the report: does dropout help, and is 1e-3 the right step size?
     "wide": Grid({"hidden": (64, 128, 256, 512), "dropout": (0.0, 0.1, 0.2), "lr": (3e-4, 1e-3, 3e-3)}),
+    # Why the report's autoencoder loses to PCA: its ReLU output and the dropout on its code,
+    # each switched off, at the paper's widths (24 configurations; add --seeds 3 for the spread).
+    "ablation": Grid({"hidden": (64, 128, 256, 512), "output_activation": ("relu", "identity", "sigmoid"),
+                      "dropout": (0.0, 0.1)}),
 }
 
 

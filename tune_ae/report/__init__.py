@@ -21,7 +21,7 @@ import seaborn as sns
 import torch
 
 from tune_ae import baselines, results, train
-from tune_ae.config import TRIAL_FIELDS
+from tune_ae.config import TRIAL_FIELDS, default
 from tune_ae.data import SIDE, DataError, FashionMNIST, load_fashion_mnist
 from tune_ae.experiment import read_meta, recorded_grid
 
@@ -35,9 +35,14 @@ class ReportError(Exception):
 
 
 def experiment_data(folder: str | Path, data_dir: str | None = None) -> FashionMNIST:
-    """The data the sweep trained on: the recorded folder (or `data_dir`) and subset."""
+    """The data the sweep trained on: the recorded folder (or `data_dir`) and subset, checked by its size."""
     recorded = read_meta(folder)["data"]
-    return load_fashion_mnist(data_dir or recorded["folder"], subset=recorded["subset"], allow_download=False)
+    data = load_fashion_mnist(data_dir or recorded["folder"], subset=recorded["subset"], allow_download=False,
+                              expect_full=False)
+    if (len(data.train_images), len(data.test_images)) != (recorded["train_images"], recorded["test_images"]):
+        raise DataError(f"{data.folder} gives {len(data.train_images)}/{len(data.test_images)} images, the sweep trained "
+                        f"on {recorded['train_images']}/{recorded['test_images']}; pass the folder it used")
+    return data
 
 
 def varying(table: pd.DataFrame, columns=OTHER_FIELDS) -> list[str]:
@@ -149,6 +154,90 @@ def summary_table(trials: pd.DataFrame, extra: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values(list(TRIAL_FIELDS))[columns].reset_index(drop=True)
 
 
+def configuration_columns(summary: pd.DataFrame) -> list[str]:
+    """The varying fields other than hidden and seed: what a 'configuration' is in this experiment."""
+    return [c for c in varying(summary) if c != "seed"]
+
+
+def configuration_label(row, columns: list[str]) -> str:
+    if not columns:
+        return "all trials"
+    return ", ".join(f"{c} {row[c]:g}" if isinstance(row[c], float) else f"{c} {row[c]}" for c in columns)
+
+
+def seed_spread(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per width x configuration, over seeds: n, mean and standard deviation of the final and
+    best val_loss, mean dead units, PCA's error at k = h, and the final loss as a multiple of it."""
+    finished = summary[summary["status"].isin(results.FINISHED)]
+    keys = ["hidden", *configuration_columns(summary)]
+    spread = finished.groupby(keys, sort=True).agg(
+        n=("final_val_loss", "size"),
+        epochs_done=("epochs_done", "max"),
+        final_mean=("final_val_loss", "mean"), final_sd=("final_val_loss", "std"),
+        best_mean=("best_val_loss", "mean"), best_sd=("best_val_loss", "std"),
+        dead_units=("dead_units", "mean"), pca=("pca_val_mse", "first"),
+    ).reset_index()
+    spread["x_pca"] = spread["final_mean"] / spread["pca"]
+    return spread
+
+
+def paper_recipe(spread: pd.DataFrame) -> pd.Series:
+    """Rows with the report's own settings (TrialConfig's defaults) for every configuration column."""
+    keep = pd.Series(True, index=spread.index)
+    for c in [c for c in spread.columns if c in OTHER_FIELDS]:
+        keep &= spread[c] == default(c)
+    return keep
+
+
+def findings(spread: pd.DataFrame) -> list[str]:
+    """Per width: the configuration closest to PCA and by how much, and where the report's recipe stands."""
+    columns = [c for c in spread.columns if c in OTHER_FIELDS]
+    recipe = paper_recipe(spread)
+    lines = []
+    for hidden, rows in spread.groupby("hidden", sort=True):
+        best = rows.loc[rows["final_mean"].idxmin()]
+        text = (f"At h = {hidden} the best configuration ({configuration_label(best, columns)}) reaches "
+                f"{best['x_pca']:.2g}x PCA's error ({best['final_mean']:.4g} against {best['pca']:.4g}, n = {best['n']})")
+        mine = rows[recipe.loc[rows.index]]
+        if len(mine) and columns:
+            text += f"; the report's recipe ({configuration_label(mine.iloc[0], columns)}) {mine.iloc[0]['x_pca']:.2g}x"
+        lines.append(text + ".")
+    return lines
+
+
+def width_figure(spread: pd.DataFrame, mean_image_mse: float) -> plt.Figure:
+    """Final val_loss against h (log-log): a line per configuration with its seed spread (1 sd),
+    PCA at k = h as the reference, the mean image as the ceiling."""
+    columns = [c for c in spread.columns if c in OTHER_FIELDS]
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    palette = sns.color_palette("colorblind", n_colors=max(1, len(spread.groupby(columns)) if columns else 1))
+    groups = spread.groupby(columns, sort=True) if columns else [((), spread)]
+    for colour, (_, rows) in zip(palette, groups):
+        ax.errorbar(rows["hidden"], rows["final_mean"], yerr=rows["final_sd"].fillna(0), marker="o", capsize=3,
+                    color=colour, label=configuration_label(rows.iloc[0], columns))
+    pca = spread.drop_duplicates("hidden").sort_values("hidden")
+    ax.plot(pca["hidden"], pca["pca"], "k--", marker="s", label="PCA, k = h")
+    ax.axhline(mean_image_mse, color="grey", linestyle=":", label="mean image")
+    ax.set(xscale="log", yscale="log", xlabel="code width h", ylabel="final validation MSE per pixel")
+    ax.set_xticks(sorted(spread["hidden"].unique()), labels=[str(h) for h in sorted(spread["hidden"].unique())])
+    ax.minorticks_off()
+    n = spread["n"].min()
+    ax.set_title(f"final val_loss against width (n = {n} seed(s) per point, bars: 1 sd)", fontsize=10)
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def spread_markdown(spread: pd.DataFrame) -> str:
+    table = spread.copy()
+    for what in ("final", "best"):
+        table[f"{what} val_loss"] = [f"{m:.4g} ± {sd:.2g}" if pd.notna(sd) else f"{m:.4g}"
+                                     for m, sd in zip(table[f"{what}_mean"], table[f"{what}_sd"])]
+    columns = ["hidden", *[c for c in spread.columns if c in OTHER_FIELDS], "n", "epochs_done", "final val_loss",
+               "best val_loss", "pca", "x_pca", "dead_units"]
+    return markdown(table[columns].rename(columns={"pca": "PCA k=h", "x_pca": "x PCA", "dead_units": "dead units"}))
+
+
 def save_figure(fig: plt.Figure, stem: Path) -> list[Path]:
     paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
     for path in paths:
@@ -181,6 +270,23 @@ def unfinished_section(trials: pd.DataFrame) -> str:
 """
 
 
+def study_section(spread: pd.DataFrame, mean_image_mse: float) -> str:
+    """The finding in words (from the table), the figure, and the seed-spread table."""
+    if spread.empty:
+        return "No trial finished, so there is nothing to compare.\n"
+    sentences = "\n".join(f"- {line}" for line in findings(spread))
+    return f"""{sentences}
+
+![Final validation loss against width](figures/val_loss_vs_width.png)
+
+Mean ± standard deviation over the n seeds of each point (finished trials only); `x PCA` is the
+mean final loss over PCA's with k = h components; `dead units` is the mean number of hidden units
+never active on the validation set. The mean image gives {mean_image_mse:.4g}.
+
+{spread_markdown(spread)}
+"""
+
+
 def write_report(folder: str | Path, data_dir: str | None = None) -> Path:
     """Figures, summary.csv and report.md into the experiment folder; returns report.md."""
     folder = Path(folder)
@@ -202,6 +308,10 @@ def write_report(folder: str | Path, data_dir: str | None = None) -> Path:
     extra, reference = baseline_columns(trials, data)
     summary = summary_table(trials, extra)
     summary.to_csv(folder / "summary.csv", index=False)
+    spread = seed_spread(summary)
+    spread.to_csv(folder / "spread.csv", index=False)
+    if not spread.empty:
+        save_figure(width_figure(spread, reference["mean_image_mse"]), figures / "val_loss_vs_width")
     last_run = meta["runs"][-1]
     text = f"""# Experiment `{folder.name}`
 
@@ -210,6 +320,9 @@ data {meta['data']['train_images']} training / {meta['data']['test_images']} val
 Last command: `{' '.join(last_run['command'])}` (torch {last_run['versions']['torch']}, ray {last_run['versions']['ray']},
 commit {last_run['git_commit']}).
 
+## Against PCA
+
+{study_section(spread, reference["mean_image_mse"])}
 ## Loss curves
 
 ![Train and validation loss per epoch](figures/loss_curves.png)
