@@ -1,63 +1,96 @@
 #!/usr/bin/env bash
-# A multi-node Ray cluster on this one machine, on loopback: a head and N worker nodes,
-# each a separate Ray node (own raylet, own CPUs), for trying `--address` and for tests.
+# A multi-node Ray cluster on this one machine: a head and N worker nodes, each a separate
+# Ray node (own raylet, own CPUs), for trying `--address` and for tests.
 #
 #   bash cluster/local.sh start [N_WORKERS]   # default 2; prints the address and env to use
 #   bash cluster/local.sh status
 #   bash cluster/local.sh stop                # stops exactly this cluster's processes
 #
-# Settings (environment): TUNE_AE_CLUSTER_DIR (state folder, default /tmp/tune_ae_cluster;
-# keep it short, Ray's socket paths must fit in 107 characters), TUNE_AE_CLUSTER_PORT
-# (GCS port, default 6390), TUNE_AE_CLUSTER_CPUS (CPUs per node, default 1).
-# Token authentication is on: the token is written to $TUNE_AE_CLUSTER_DIR/token (mode 600).
+# State: a new private folder per cluster (mode 700, from mktemp, under /tmp: Ray's socket
+# paths must fit in 107 characters), holding the token (mode 600), the logs, Ray's temp dir
+# and the session ids of its nodes. TUNE_AE_CLUSTER_DIR names the folder instead (created
+# 700 if missing; an existing one must be yours and 700). The last started folder is
+# remembered in ~/.cache/tune_ae/cluster, so `stop` and `status` find it without the variable.
+# Other settings: TUNE_AE_CLUSTER_PORT (GCS port, default 6390), TUNE_AE_CLUSTER_CPUS
+# (CPUs per node, default 1).
+#
+# What listens where: Ray 2.60.0 binds the gRPC servers of the GCS, of every raylet and of
+# every core worker on all interfaces, whatever --node-ip-address says, and the runtime-env
+# agent on the node's own address; no flag of `ray start` confines them (cluster/README.md,
+# "What listens"). Token authentication is on, so every one of them refuses a caller without
+# the token; a host firewall is what keeps them off the network.
 set -euo pipefail
+umask 077  # every file and folder this script makes is private
 
-DIR=${TUNE_AE_CLUSTER_DIR:-/tmp/tune_ae_cluster}
 PORT=${TUNE_AE_CLUSTER_PORT:-6390}
 CPUS=${TUNE_AE_CLUSTER_CPUS:-1}
 RAY=${RAY:-ray}
 ADDRESS=127.0.0.1:$PORT
+REMEMBER=${XDG_CACHE_HOME:-$HOME/.cache}/tune_ae/cluster
 
 die() { echo "error: $*" >&2; exit 2; }
 
-# The cluster's daemons carry its temp dir ($DIR/ray) on their command lines; their children
-# (agents, trial workers) rename themselves "ray::...", so they are found as descendants.
-descendants() {
-    local child
-    for child in $(pgrep -P "$1" || true); do echo "$child"; descendants "$child"; done
+state_dir() {  # the folder of the cluster to act on: TUNE_AE_CLUSTER_DIR, else the remembered one
+    if [[ -n ${TUNE_AE_CLUSTER_DIR:-} ]]; then echo "$TUNE_AE_CLUSTER_DIR"
+    elif [[ -f $REMEMBER ]]; then cat "$REMEMBER"
+    else die "no cluster started here; run 'bash cluster/local.sh start' (or set TUNE_AE_CLUSTER_DIR)"; fi
 }
-cluster_pids() {
-    local pid
-    for pid in $(pgrep -f -- "$DIR/ray/" || true); do echo "$pid"; descendants "$pid"; done | sort -u
+
+private_dir() {  # a folder only we can enter: made now, or ours and mode 700 already
+    local dir=$1
+    if [[ -e $dir ]]; then
+        [[ -d $dir && -O $dir && $(stat -c %a "$dir") == 700 ]] \
+            || die "$dir exists and is not a private folder of yours (mode 700); pick another TUNE_AE_CLUSTER_DIR"
+    else
+        mkdir -m 700 -p "$dir"
+    fi
+}
+
+# Each node's daemons are started in a session of their own (setsid); its id is recorded, so
+# `stop` ends those sessions' processes (daemons, agents, trial workers) and nothing else.
+start_node() {  # start_node NAME RAY_START_ARGS...
+    local name=$1; shift
+    (exec setsid "$RAY" start "$@" --disable-usage-stats >"$DIR/$name.log" 2>&1) &
+    local sid=$!
+    echo "$sid" >> "$DIR/sessions"
+    wait "$sid"
 }
 
 start() {
     local workers=${1:-2}
     command -v "$RAY" >/dev/null || die "'$RAY' not found: activate the environment tune_ae is installed in, or set RAY=/path/to/ray"
     [[ $workers =~ ^[0-9]+$ ]] || die "N_WORKERS must be a whole number, got '$workers'"
+    if [[ -n ${TUNE_AE_CLUSTER_DIR:-} ]]; then DIR=$TUNE_AE_CLUSTER_DIR; private_dir "$DIR"
+    else DIR=$(mktemp -d /tmp/tune_ae_cluster.XXXXXX); fi
     [[ -f $DIR/address ]] && die "a cluster is already running from $DIR ($(cat "$DIR/address")); run 'bash cluster/local.sh stop' first"
-    mkdir -p "$DIR"
-    umask 077
-    python3 -c 'import secrets; print(secrets.token_hex(32))' > "$DIR/token"
+    rm -f "$DIR/token" "$DIR/sessions"
+    python3 -c 'import secrets; print(secrets.token_hex(32))' > "$DIR/token"  # new file, mode 600 (umask)
+    mkdir -p "$(dirname "$REMEMBER")" && echo "$DIR" > "$REMEMBER"
     export RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH=$DIR/token
-    "$RAY" start --head --node-ip-address=127.0.0.1 --port="$PORT" --num-cpus="$CPUS" \
-        --include-dashboard=false --disable-usage-stats --temp-dir="$DIR/ray" >"$DIR/head.log" 2>&1 \
+    start_node head --head --node-ip-address=127.0.0.1 --port="$PORT" --num-cpus="$CPUS" \
+        --include-dashboard=false --temp-dir="$DIR/ray" \
         || { cat "$DIR/head.log" >&2; stop; die "the head node did not start (log above)"; }
     for ((i = 1; i <= workers; i++)); do
-        "$RAY" start --address="$ADDRESS" --node-ip-address=127.0.0.1 --num-cpus="$CPUS" \
-            --disable-usage-stats >"$DIR/worker-$i.log" 2>&1 \
+        start_node "worker-$i" --address="$ADDRESS" --node-ip-address=127.0.0.1 --num-cpus="$CPUS" \
             || { cat "$DIR/worker-$i.log" >&2; stop; die "worker node $i did not start (log above)"; }
     done
     echo "$ADDRESS" > "$DIR/address"
-    echo "Ray cluster: 1 head + $workers worker node(s) on $ADDRESS, $CPUS CPU(s) each. To use it:"
+    echo "Ray cluster: 1 head + $workers worker node(s) on $ADDRESS, $CPUS CPU(s) each, state in $DIR. To use it:"
     echo "  export RAY_ADDRESS=$ADDRESS RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH=$DIR/token"
     echo "  python -m tune_ae.run --grid smoke --storage-path \$PWD/results   # a path every node sees"
+}
+
+cluster_pids() {  # the processes of the recorded sessions
+    [[ -f $DIR/sessions ]] || return 0
+    local sid
+    for sid in $(cat "$DIR/sessions"); do pgrep -s "$sid" || true; done | sort -u
 }
 
 # True while any of the pids still runs (a zombie waiting for its parent has already ended).
 alive() { ps -o stat= -p "$(IFS=,; echo "$*")" 2>/dev/null | grep -qv '^Z'; }
 
 stop() {
+    DIR=${DIR:-$(state_dir)}
     local pids
     pids=$(cluster_pids)  # taken once, before anything dies and orphans its children
     if [[ -n $pids ]]; then
@@ -65,13 +98,14 @@ stop() {
         for _ in $(seq 15); do alive $pids || break; sleep 0.2; done  # 3 s grace, then KILL
         kill -KILL $pids 2>/dev/null || true
     fi
-    rm -f "$DIR/address"
+    rm -f "$DIR/address" "$DIR/sessions"
     echo "stopped the cluster in $DIR"
 }
 
 status() {
+    DIR=$(state_dir)
     [[ -f $DIR/address ]] || { echo "no cluster running from $DIR"; return 1; }
-    echo "address $(cat "$DIR/address"), $(cluster_pids | wc -l) processes"
+    echo "address $(cat "$DIR/address"), $(cluster_pids | wc -l) processes, state in $DIR"
 }
 
 case ${1:-} in

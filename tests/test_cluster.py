@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -42,11 +43,58 @@ def test_launcher_configs_pass_rays_validation(name):
         validate_config(prepare_config({**config, "head_node_typo": "head"}))
 
 
-def test_aws_opens_only_ssh_and_not_to_the_world():
-    config = yaml.safe_load((CLUSTER / "aws.yaml").read_text())
-    rules = config["provider"]["security_group"]["IpPermissions"]
-    assert [(r["FromPort"], r["ToPort"]) for r in rules] == [(22, 22)]
-    assert all(ip["CidrIp"] != "0.0.0.0/0" for r in rules for ip in r["IpRanges"])
+def test_aws_uses_your_security_group_which_the_launcher_leaves_alone():
+    """A launcher-made group would get SSH from 0.0.0.0/0; with SecurityGroupIds on every node type it makes none."""
+    from ray.autoscaler._private.aws.config import _configure_security_group
+    from ray.autoscaler._private.commands import prepare_config
+
+    config = prepare_config(yaml.safe_load((CLUSTER / "aws.yaml").read_text()))
+    assert "security_group" not in config["provider"]
+    groups = {name: t["node_config"]["SecurityGroupIds"] for name, t in config["available_node_types"].items()}
+    assert set(groups) == {"head", "gpu_worker"} and len({tuple(g) for g in groups.values()}) == 1
+    before = yaml.safe_dump(config)
+    assert yaml.safe_dump(_configure_security_group(config)) == before  # untouched: no group created or widened
+    readme = (CLUSTER / "README.md").read_text()
+    assert "authorize-security-group-ingress --group-id \"$SG\" --protocol tcp --port 22 --cidr" in readme
+    assert "--protocol -1 --source-group \"$SG\"" in readme
+
+
+def test_gcp_workers_have_no_public_ip_and_the_head_is_tagged_for_ssh():
+    config = yaml.safe_load((CLUSTER / "gcp.yaml").read_text())
+    head, worker = (config["available_node_types"][n]["node_config"] for n in ("head", "gpu_worker"))
+    assert [i.get("accessConfigs") for i in worker["networkInterfaces"]] == [None]
+    assert head["networkInterfaces"][0]["accessConfigs"] and head["tags"]["items"] == ["tune-ae-head"]
+    readme = (CLUSTER / "README.md").read_text()
+    assert "--allow tcp:22" in readme and "--target-tags tune-ae-head" in readme and "default-allow-ssh" in readme
+
+
+def test_kuberay_network_policy_admits_only_the_cluster_and_the_submitters():
+    policy = yaml.safe_load((CLUSTER / "kuberay" / "networkpolicy.yaml").read_text())
+    assert policy["kind"] == "NetworkPolicy" and policy["spec"]["policyTypes"] == ["Ingress"]
+    label = policy["spec"]["podSelector"]["matchLabels"]
+    assert label == {"tune-ae/cluster": "true"}
+    own, submitters = policy["spec"]["ingress"]
+    assert own == {"from": [{"podSelector": {"matchLabels": label}}]}
+    assert "namespaceSelector" in submitters["from"][0] and submitters["ports"] == [{"protocol": "TCP", "port": 8265}]
+    for name in ("rayjob.yaml", "raycluster.yaml"):  # every Ray pod carries the label the policy selects
+        manifest = yaml.safe_load((CLUSTER / "kuberay" / name).read_text())
+        spec = manifest["spec"]["rayClusterSpec"] if manifest["kind"] == "RayJob" else manifest["spec"]
+        templates = [spec["headGroupSpec"]["template"]] + [g["template"] for g in spec["workerGroupSpecs"]]
+        assert all(t["metadata"]["labels"] == label for t in templates), name
+
+
+def test_nodes_get_the_dependencies_not_tune_ae():
+    import tomllib
+
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    names = {re.split(r"[<>=\[]", d)[0] for d in dependencies}
+    for path in (CLUSTER / "aws.yaml", CLUSTER / "gcp.yaml", CLUSTER / "Dockerfile"):
+        text = path.read_text()
+        install = " ".join(line for line in text.splitlines() if "pip install" in line or line.startswith("    \""))
+        assert all(f'"{name}' in install for name in names), path
+        assert "tune_ae" not in install and "-e " not in install and "/home/ray/tune_ae" not in text, path
+    job = yaml.safe_load((CLUSTER / "kuberay" / "rayjob.yaml").read_text())
+    assert "working_dir" in job["spec"]["runtimeEnvYAML"]
 
 
 @pytest.mark.parametrize("name, kind", [("rayjob.yaml", "RayJob"), ("raycluster.yaml", "RayCluster")])
@@ -104,19 +152,117 @@ def cluster_pids(state_dir: str) -> list[str]:
     return alive
 
 
-@pytest.fixture
-def local_cluster():
-    state_dir = tempfile.mkdtemp(prefix="tac", dir="/tmp")  # short: Ray's socket paths are limited
-    env = {**os.environ, "TUNE_AE_CLUSTER_DIR": state_dir, "TUNE_AE_CLUSTER_PORT": str(free_port()),
-           "RAY": str(Path(sys.executable).parent / "ray")}
+@contextmanager
+def started_cluster(node_env: dict | None = None, named: bool = True):
+    """`local.sh start 1` (head + 1 worker), stopped and checked on exit; `node_env` reaches the nodes."""
+    state_dir = tempfile.mkdtemp(prefix="tac", dir="/tmp") if named else None  # short: Ray's socket paths are limited
+    env = {**os.environ, "TUNE_AE_CLUSTER_PORT": str(free_port()), "RAY": str(Path(sys.executable).parent / "ray"),
+           **(node_env or {})}
+    if named:
+        env["TUNE_AE_CLUSTER_DIR"] = state_dir
+    else:
+        env.pop("TUNE_AE_CLUSTER_DIR", None)
     started = subprocess.run(["bash", str(CLUSTER / "local.sh"), "start", "1"], env=env, capture_output=True, text=True)
     assert started.returncode == 0, started.stderr + started.stdout
+    state_dir = state_dir or re.search(r"state in (\S+)\. To use it", started.stdout).group(1)
     address = Path(state_dir, "address").read_text().strip()
     ray_env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": f"{state_dir}/token"}
-    yield {"address": address, "env": ray_env, "dir": state_dir}
-    stopped = subprocess.run(["bash", str(CLUSTER / "local.sh"), "stop"], env=env, capture_output=True, text=True)
-    assert stopped.returncode == 0, stopped.stderr
-    assert cluster_pids(state_dir) == [], "local.sh stop left processes behind"
+    cluster = {"address": address, "env": ray_env, "dir": state_dir, "bystanders": []}
+    try:
+        yield cluster
+    finally:
+        stopped = subprocess.run(["bash", str(CLUSTER / "local.sh"), "stop"], env=env, capture_output=True, text=True)
+        assert stopped.returncode == 0, stopped.stderr
+    left = set(cluster_pids(state_dir)) - {str(p) for p in cluster["bystanders"]}
+    assert session_pids(state_dir) == [] and not left, "local.sh stop left processes behind"
+
+
+def session_pids(state_dir: str) -> list[str]:
+    """Processes in the sessions local.sh recorded for its nodes (the file is gone after stop)."""
+    sessions = Path(state_dir, "sessions")
+    sids = sessions.read_text().split() if sessions.is_file() else []
+    return [pid for sid in sids for pid in subprocess.run(["pgrep", "-s", sid], capture_output=True, text=True).stdout.split()]
+
+
+@pytest.fixture
+def local_cluster():
+    with started_cluster() as cluster:
+        yield cluster
+
+
+def listeners(pids: set[int]) -> list[tuple[str, str]]:
+    """(local address, process name) of every TCP listener owned by `pids`, from the kernel's socket table."""
+    table = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, check=True).stdout
+    found = []
+    for line in table.splitlines():
+        fields = line.split()
+        owners = re.findall(r'\("([^"]+)",pid=(\d+)', line)
+        found += [(fields[3], name) for name, pid in owners if int(pid) in pids]
+    return found
+
+
+# What Ray 2.60.0 binds beyond loopback, whatever --node-ip-address says (cluster/README.md, "What listens").
+UNCONFINABLE = re.compile(r"^(gcs_server|raylet|python3?|ray::.*)$")
+
+
+def non_loopback(found: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [(address, name) for address, name in found
+            if not address.startswith(("127.0.0.1:", "[::1]:", "[::ffff:127.0.0.1]:"))]
+
+
+def test_local_cluster_state_is_private_and_its_listeners_are_as_documented(tmp_path):
+    with started_cluster(named=False) as cluster:  # the default folder: mktemp, not a fixed /tmp path
+        folder = Path(cluster["dir"])
+        assert folder.name.startswith("tune_ae_cluster.") and len(folder.name) > len("tune_ae_cluster.")
+        assert oct(folder.stat().st_mode & 0o777) == "0o700" and oct((folder / "token").stat().st_mode & 0o777) == "0o600"
+        outside = non_loopback(listeners({int(p) for p in session_pids(cluster["dir"])}))
+        assert outside, "Ray now keeps every listener on loopback: update cluster/README.md, 'What listens'"
+        assert all(UNCONFINABLE.match(name) for _, name in outside), outside
+        assert not [a for a, name in outside if a.endswith(":8265")]  # no dashboard on the network
+
+
+def test_embedded_ray_listeners_are_as_documented(ray_session):
+    children = subprocess.run(["pgrep", "-P", str(os.getpid())], capture_output=True, text=True).stdout.split()
+    family = {os.getpid(), *map(int, children)}
+    for pid in children:
+        family |= set(map(int, subprocess.run(["pgrep", "-P", pid], capture_output=True, text=True).stdout.split()))
+    outside = non_loopback(listeners(family))
+    assert outside and all(UNCONFINABLE.match(name) for _, name in outside), outside
+
+
+def test_stop_ends_its_own_processes_and_spares_a_bystander(tmp_path):
+    with started_cluster() as cluster:
+        folder = cluster["dir"]
+        # A process that merely names the cluster's folder, as `tail -f` of its log would.
+        bystander = subprocess.Popen(["bash", "-c", f'exec -a "tail -f {folder}/ray/session_latest/logs/raylet.out" sleep 120'])
+        cluster["bystanders"].append(bystander.pid)
+        assert len(session_pids(folder)) >= 4
+        assert str(bystander.pid) in cluster_pids(folder)  # what the old `pgrep -f FOLDER` would have killed
+    try:
+        assert bystander.poll() is None, "local.sh stop killed a process it did not start"
+    finally:
+        bystander.kill()
+
+
+def test_nodes_that_cannot_import_tune_ae_run_the_code_the_driver_ships(real_data_dir, tmp_path):
+    broken = tmp_path / "broken" / "tune_ae"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text('raise ImportError("no usable tune_ae on this node")\n')
+    with started_cluster({"PYTHONPATH": str(broken.parent)}) as cluster:
+        probe = ("import ray; ray.init(address='%s')\n"
+                 "@ray.remote\ndef imports():\n    import tune_ae\n"
+                 "try:\n    ray.get(imports.remote())\nexcept Exception as err:\n    print('refused:', type(err).__name__)\n"
+                 % cluster["address"])
+        # From another folder: Ray puts the driver's working directory on its workers' path, and
+        # from the project root that alone would let them import tune_ae.
+        without = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                                 env={**os.environ, **cluster["env"]}, cwd=tmp_path)
+        assert "refused:" in without.stdout, without.stdout + without.stderr[-2000:]  # the nodes really lack it
+        done = run_cli("--grid", "smoke", "--address", cluster["address"], "--data-dir", str(real_data_dir),
+                       "--storage-path", str(tmp_path / "store"), "--name", "shipped", "--no-report", env=cluster["env"],
+                       cwd=tmp_path)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert (pd.read_parquet(tmp_path / "store" / "shipped" / "trials.parquet")["status"] == "done").all()
 
 
 def test_smoke_sweep_on_two_nodes(local_cluster, real_data_dir, tmp_path):

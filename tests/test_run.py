@@ -6,6 +6,8 @@ import subprocess
 import sys
 import time
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 import torch
@@ -269,3 +271,38 @@ def test_uri_storage_path_end_to_end(real_data_dir, tmp_path):
     assert len(list(remote_dir.glob("train_autoencoder_*/checkpoint_*"))) == 2  # Tune wrote the trials there
     again = run_cli("--grid", "smoke", "--storage-path", remote, "--name", "u", timeout=60)
     assert again.returncode == 2 and "already exists" in again.stderr
+
+
+def test_the_embedded_rays_token_is_private_and_removed(real_data_dir, tmp_path, monkeypatch):
+    """Token auth on, nothing chosen: the token is ours (600 in a 700 folder), never ~/.ray/auth_token (644)."""
+    from tune_ae import sweep
+
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH", raising=False)
+    monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
+    folder = sweep.private_token()
+    token = folder / "token"
+    assert os.environ["RAY_AUTH_TOKEN_PATH"] == str(token) and len(token.read_text()) == 64
+    assert oct(folder.stat().st_mode & 0o777) == "0o700" and oct(token.stat().st_mode & 0o777) == "0o600"
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", "/mine")  # a token the user chose is left alone
+    assert sweep.private_token() is None
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH")
+    assert sweep.private_token() is None
+
+    import shutil
+    import tempfile
+
+    home, temp = tmp_path / "home", Path(tempfile.mkdtemp(prefix="tat", dir="/tmp"))  # short: Ray's socket paths
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_TOKEN_PATH", "RAY_AUTH_TOKEN")}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "tune_ae.run", "--grid", "smoke", "--data-dir", str(real_data_dir), "--storage-path",
+             str(tmp_path / "s"), "--name", "t", "--no-report"], capture_output=True, text=True, timeout=300,
+            env={**env, "RAY_AUTH_MODE": "token", "HOME": str(home), "TMPDIR": str(temp)})
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert not (home / ".ray" / "auth_token").exists()
+        assert not list(temp.glob("tune_ae-token-*"))  # removed with the run
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)

@@ -15,6 +15,7 @@ report of an epoch wins, so every trial has each epoch exactly once.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -67,13 +68,18 @@ def tune_trials(experiment_dir: str | Path) -> dict[str, dict]:
     return {t["relative_logdir"]: t for t in trials if t.get("relative_logdir")}
 
 
+EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit): ")
+
+
 def error_message(trial_dir: Path) -> str | None:
-    """The last line of the trial's error.txt: the exception and its message."""
+    """The trial's error from its error.txt: the last `SomeError: message` line (the innermost
+    cause Ray printed), else the last line."""
     path = trial_dir / "error.txt"
     if not path.is_file():
         return None
     lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
-    return lines[-1][:500] if lines else "error (no message)"
+    exceptions = [line for line in lines if EXCEPTION_LINE.match(line)]
+    return (exceptions or lines or ["error (no message)"])[-1][:500]
 
 
 def load_epochs(experiment_dir: str | Path) -> pd.DataFrame:
@@ -120,17 +126,36 @@ def params(trial_dir: Path) -> dict:
         return {}
 
 
+def config_from_files(trial_dir: Path, tune_record: dict, expected: list[dict]) -> dict:
+    """A trial's fields without its reports: params.json, else the grid's trial with Tune's swept values."""
+    found = params(trial_dir)
+    if found:
+        return {name: found.get(name, default(name)) for name in TRIAL_FIELDS}
+    swept = tune_record.get("evaluated_params", {})
+    for config in expected:
+        if all(config.get(k) == v for k, v in swept.items()):
+            return config
+    return {name: swept.get(name, default(name)) for name in TRIAL_FIELDS}
+
+
 def summarise_trials(epochs: pd.DataFrame, experiment_dir: str | Path | None = None) -> pd.DataFrame:
     """One row per trial: from its epochs, Tune's status and error.txt; with `experiment_dir`,
     also a row for every trial of the recorded grid that never got a folder."""
     tune_known = tune_trials(experiment_dir) if experiment_dir else {}
+    has_meta = bool(experiment_dir) and (Path(experiment_dir) / META_FILE).is_file()
+    expected = [c.to_dict() for c in recorded_grid(read_meta(experiment_dir)).trial_configs()] if has_meta else []
     by_dir = {d: t for d, t in epochs.groupby("trial_dir", sort=False)}
-    dirs = trial_dirs(experiment_dir) if experiment_dir else [Path(d) for d in by_dir]
+    dirs = [Path(d) for d in by_dir]
+    if experiment_dir:  # also the folders of trials that failed before writing params.json
+        dirs = sorted(set(trial_dirs(experiment_dir)) | {Path(experiment_dir) / logdir for logdir in tune_known
+                                                         if (Path(experiment_dir) / logdir).is_dir()})
     rows, seen = [], set()
     for trial_dir in dirs:
         t = by_dir.get(str(trial_dir))
-        config = {name: t.iloc[-1][name] for name in TRIAL_FIELDS} if t is not None else {
-            name: params(trial_dir).get(name, default(name)) for name in TRIAL_FIELDS}
+        if t is not None:
+            config = {name: t.iloc[-1][name] for name in TRIAL_FIELDS}
+        else:
+            config = config_from_files(trial_dir, tune_known.get(trial_dir.name, {}), expected)
         seen.add(config_key(config))
         error = error_message(trial_dir)
         row = {"trial_id": None, **config, "epochs_planned": int(config["epochs"]), "epochs_done": 0, "error": error,
@@ -157,8 +182,8 @@ def summarise_trials(epochs: pd.DataFrame, experiment_dir: str | Path | None = N
         if row["status"] != "error":
             row["error"] = None  # a failure that a retry or a resume got past
         rows.append(row)
-    if experiment_dir and (Path(experiment_dir) / META_FILE).is_file():
-        never = [config.to_dict() for config in recorded_grid(read_meta(experiment_dir)).trial_configs()]
+    if has_meta:
+        never = expected
     else:  # a Tuner run without tune_ae's record: Tune's state names the trials, by their swept values
         never = [{name: t.get("evaluated_params", {}).get(name, default(name)) for name in TRIAL_FIELDS}
                  for logdir, t in tune_known.items() if not (Path(experiment_dir) / logdir / "params.json").is_file()]

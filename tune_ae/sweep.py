@@ -11,6 +11,7 @@ import secrets
 import shutil
 import signal
 import socket
+import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from typing import Callable
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+import tune_ae
 from tune_ae import callbacks, experiment, storage, tuner
 from tune_ae.config import ConfigError, SweepSettings
 from tune_ae.data import FashionMNIST
@@ -66,6 +68,30 @@ def check_reachable(address: str) -> None:
                           "check the address, or drop --address (and RAY_ADDRESS) to run on this machine") from None
 
 
+def private_token() -> Path | None:
+    """The embedded Ray's auth token in a new file, mode 600, in a new folder, mode 700.
+
+    Left alone, Ray writes it to ~/.ray/auth_token readable by every user (mode 644). Not
+    used when auth is off or the caller chose a token (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH).
+    Returns the folder, for `run` to remove when Ray is down.
+    """
+    if os.environ.get("RAY_AUTH_MODE") == "disabled" or {"RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"} & set(os.environ):
+        return None
+    folder = Path(tempfile.mkdtemp(prefix="tune_ae-token-"))  # mode 700, an unpredictable name
+    token = folder / "token"
+    with open(os.open(token, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+        f.write(secrets.token_hex(32))
+    os.environ["RAY_AUTH_TOKEN_PATH"] = str(token)
+    return folder
+
+
+def shipped_code() -> dict:
+    """Ray's runtime environment that sends this tune_ae to every node of a cluster: the nodes
+    need its dependencies (torch, ray, pandas, ...), not tune_ae itself, and always run the
+    driver's version of it."""
+    return {"py_modules": [str(Path(tune_ae.__file__).parent)], "excludes": ["__pycache__"]}
+
+
 def start_ray(address: str | None) -> None:
     """Join `address`, or start an embedded single-node Ray sized to this machine."""
     # Trials print nothing useful to the console: their errors land in error.txt and Progress says so.
@@ -76,7 +102,7 @@ def start_ray(address: str | None) -> None:
     try:
         with deadline(CONNECT_TIMEOUT_S, f"the Ray cluster at {address} did not answer within {CONNECT_TIMEOUT_S} s; "
                                          "check that it runs Ray 2.60.0 and that its token is set (RAY_AUTH_TOKEN)"):
-            ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+            ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING, runtime_env=shipped_code())
     except ConnectionError as err:
         raise ConfigError(f"cannot join the Ray cluster at {address}: {str(err).splitlines()[0]}; "
                           "start one with `ray start --head` or drop --address to run on this machine") from None
@@ -166,6 +192,7 @@ def run(grid_name: str, grid: Grid, settings: SweepSettings, data: FashionMNIST,
     """Run (or resume) the sweep to its end, or to the first Ctrl-C; returns where its files are."""
     folder = storage.local_folder(settings.storage_path, settings.name)
     uri = storage.experiment_uri(settings.storage_path, settings.name)
+    token_folder = None if address else private_token()
     start_ray(address)
     try:
         resources = tuner.trial_resources(grid, settings)
@@ -199,5 +226,8 @@ def run(grid_name: str, grid: Grid, settings: SweepSettings, data: FashionMNIST,
         sweep.fit()
     finally:
         ray.shutdown()
+        if token_folder:
+            shutil.rmtree(token_folder, ignore_errors=True)
+            os.environ.pop("RAY_AUTH_TOKEN_PATH", None)
     storage.pull(settings.storage_path, settings.name)
     return Outcome(folder=folder, pending_timeout=watchdog.fired)
