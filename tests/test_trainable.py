@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tune_ae import results, sweep, tuner, train
-from tune_ae.config import SweepSettings
+from tune_ae.config import SweepSettings, TrialConfig
 from tune_ae.data import load_fashion_mnist
 from tune_ae.grids import Grid
 
@@ -71,3 +71,26 @@ def test_a_trial_restarted_on_cpu_resumes_a_cuda_checkpoint(ray_session, tmp_pat
     got = epochs["val_loss"].tolist()
     assert got[:2] == reference[:2] and got[2] != reference[2]
     assert got[-1] == pytest.approx(reference[-1], rel=0.1)
+
+
+def test_a_trial_in_a_reused_worker_does_not_depend_on_its_predecessor(ray_session, tmp_path):
+    """One trial at a time (2 CPUs each on 2), so every trial runs in the first trial's process."""
+    data = load_fashion_mnist(write_dataset(tmp_path / "d"), expect_full=False)
+    got = {}
+    for name, predecessor in (("after64", {"hidden": 64, "dropout": 0.3}), ("after32", {"hidden": 32, "dropout": 0.0})):
+        # Widest first: the predecessor, then the trial under test (h = 8, dropout 0.1).
+        grid = Grid({"hidden": (predecessor["hidden"], 8), "dropout": (0.1, predecessor["dropout"]), "epochs": (3,),
+                     "batch_size": (50,)})
+        s = SweepSettings(storage_path=str(tmp_path / "store"), name=name, cpus_per_trial=2)
+        tuner.build_tuner(grid, s, data).fit()
+        folder = tmp_path / "store" / name
+        pids = {r["pid"] for d in results.trial_dirs(folder) for r in results.read_reports(d)}
+        assert len(pids) == 1, f"{name}: the trials ran in {len(pids)} processes, not one reused worker"
+        epochs = results.load_epochs(folder)
+        got[name] = epochs[(epochs["hidden"] == 8) & (epochs["dropout"] == 0.1)][["train_loss", "val_loss"]].values.tolist()
+    assert got["after64"] == got["after32"] and len(got["after64"]) == 3
+    torch.set_num_threads(2)  # the trial's CPUs are its threads
+    train_x, val_x = (train.to_device(x, torch.device("cpu")) for x in (data.train_images, data.test_images))
+    alone = [[m["train_loss"], m["val_loss"]]
+             for m in train.train(TrialConfig(hidden=8, dropout=0.1, epochs=3, batch_size=50), train_x, val_x)]
+    assert got["after64"] == alone
