@@ -187,3 +187,48 @@ def test_seed_spread_and_width_figure_from_a_small_sweep(ray_session, tmp_path):
     figure = report.width_figure(spread, 0.09)
     labels = [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
     assert sorted(labels) == ["PCA, k = h", "mean image", "output_activation identity", "output_activation relu"]
+
+
+def test_trials_report_their_own_analysis_and_old_folders_get_it_computed(smoke_experiment, tmp_path):
+    import json
+    import shutil
+
+    folder = smoke_experiment[0]
+    epochs = results.load_epochs(folder)
+    last = epochs.groupby("trial_id")["epoch"].transform("max") == epochs["epoch"]
+    assert epochs.loc[last, "dead_units"].notna().all() and epochs.loc[~last, "dead_units"].isna().all()
+    assert epochs.loc[last, "probe_accuracy"].between(0.3, 1).all()
+    trials = results.load_trials(folder)
+    data = report.experiment_data(folder)
+    reported, _ = report.baseline_columns(trials, data)
+
+    # The same folder as an older tune_ae wrote it: no analysis in the reports; the report computes it.
+    old = tmp_path / "old"
+    shutil.copytree(folder, old)
+    for trial_dir in results.trial_dirs(old):
+        rows = [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines()]
+        (trial_dir / "result.json").write_text("".join(json.dumps({k: v for k, v in r.items() if k not in
+                                                                   ("dead_units", "probe_accuracy")}) + "\n" for r in rows))
+    old_trials = results.load_trials(old)
+    assert old_trials["dead_units"].isna().all()
+    computed, _ = report.baseline_columns(old_trials, data)
+    merged = reported.merge(computed, on="trial_id", suffixes=("_trial", "_report"))
+    assert (merged["dead_units_trial"] == merged["dead_units_report"]).all()
+    assert merged["probe_accuracy_trial"].tolist() == pytest.approx(merged["probe_accuracy_report"].tolist(), abs=0.02)
+
+
+def test_data_references_are_computed_once_per_data_set(tiny_dir):
+    from tune_ae.data import load_fashion_mnist
+
+    data = load_fashion_mnist(tiny_dir, expect_full=False)
+    first = baselines.data_references(data.train_images, data.train_labels, data.test_images, data.test_labels)
+    (entry,) = baselines.cache_dir().glob("*.pt")
+    second = baselines.data_references(data.train_images, data.train_labels, data.test_images, data.test_labels)
+    assert torch.equal(first["pca_axes"], second["pca_axes"]) and first["mean_image_mse"] == second["mean_image_mse"]
+    assert entry.stat().st_mtime_ns == next(baselines.cache_dir().glob("*.pt")).stat().st_mtime_ns  # read, not rewritten
+    smaller = load_fashion_mnist(tiny_dir, subset=100, expect_full=False)
+    baselines.data_references(smaller.train_images, smaller.train_labels, smaller.test_images, smaller.test_labels)
+    assert len(list(baselines.cache_dir().glob("*.pt"))) == 2  # another data set, another entry
+    val_x = data.test_images.float() / 255
+    direct = baselines.pca_mse(data.train_images.float() / 255, val_x, [4, 16])
+    assert baselines.pca_mse_from(first["pca_mean"], first["pca_axes"], val_x, [4, 16]) == pytest.approx(direct)

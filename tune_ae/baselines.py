@@ -7,11 +7,16 @@ All inputs are float tensors (N, 784) in [0, 1]; losses are MSE per pixel, as in
 
 from __future__ import annotations
 
+import hashlib
+import os
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 
 from tune_ae.data import NUM_CLASSES
 from tune_ae.model import Autoencoder
+from tune_ae.results import ANALYSIS_COLUMNS
 
 
 def mean_image_mse(train_x: torch.Tensor, val_x: torch.Tensor) -> float:
@@ -35,13 +40,7 @@ def pca_mse(train_x: torch.Tensor, val_x: torch.Tensor, ks: list[int]) -> dict[i
     so it is the bar a ReLU autoencoder with h = k has to clear to justify its nonlinearity.
     """
     mean, axes = pca_components(train_x)
-    centred = val_x.double() - mean
-    errors = {}
-    for k in ks:
-        basis = axes[:, : min(k, axes.shape[1])]  # (784, k)
-        reconstruction = centred @ basis @ basis.T
-        errors[k] = F.mse_loss(reconstruction, centred).item()
-    return errors
+    return pca_mse_from(mean, axes, val_x, ks)
 
 
 @torch.inference_mode()
@@ -67,10 +66,10 @@ def linear_probe_accuracy(
     """Softmax regression on standardised features, full-batch L-BFGS; validation accuracy."""
     mean, std = train_features.mean(0), train_features.std(0).clamp_min(1e-6)
     x_train, x_val = (train_features - mean) / std, (val_features - mean) / std
-    y_train = train_labels.long()
-    generator = torch.Generator().manual_seed(0)
-    weight = (torch.randn(x_train.shape[1], NUM_CLASSES, generator=generator) * 0.01).requires_grad_()
-    bias = torch.zeros(NUM_CLASSES, requires_grad=True)
+    y_train = train_labels.long().to(x_train.device)
+    generator = torch.Generator().manual_seed(0)  # drawn on the CPU: the same start on any device
+    weight = (torch.randn(x_train.shape[1], NUM_CLASSES, generator=generator) * 0.01).to(x_train.device).requires_grad_()
+    bias = torch.zeros(NUM_CLASSES, device=x_train.device, requires_grad=True)
     optimizer = torch.optim.LBFGS([weight, bias], max_iter=steps, line_search_fn="strong_wolfe")
 
     def closure():
@@ -83,4 +82,60 @@ def linear_probe_accuracy(
         optimizer.step(closure)
     with torch.no_grad():
         predicted = (x_val @ weight + bias).argmax(1)
-    return (predicted == val_labels.long()).float().mean().item()
+    return (predicted == val_labels.long().to(predicted.device)).float().mean().item()
+
+
+ANALYSIS = tuple(ANALYSIS_COLUMNS)  # trial_analysis's keys, reported by each trial at its end
+
+
+def trial_analysis(model: Autoencoder, train_x: torch.Tensor, train_labels: torch.Tensor, val_x: torch.Tensor,
+                   val_labels: torch.Tensor) -> dict:
+    """What the report shows per trained model, computed where the model is (a trial's end)."""
+    return {
+        "dead_units": dead_units(model, val_x),
+        "probe_accuracy": linear_probe_accuracy(codes(model, train_x), train_labels, codes(model, val_x), val_labels),
+    }
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tune_ae" / "baselines"
+
+
+def data_references(train_images: torch.Tensor, train_labels: torch.Tensor, test_images: torch.Tensor,
+                    test_labels: torch.Tensor) -> dict:
+    """The data set's own yardsticks, computed once per data set and kept in the user cache:
+    PCA's mean and axes, the mean image's MSE and the probe on raw pixels.
+
+    Keyed by a hash of the uint8 images and labels, so a subset or other files get their own entry.
+    """
+    digest = hashlib.sha1()
+    for tensor in (train_images, train_labels, test_images, test_labels):
+        digest.update(tensor.contiguous().numpy().tobytes())
+    path = cache_dir() / f"{digest.hexdigest()[:20]}.pt"
+    if path.is_file():
+        try:
+            return torch.load(path, weights_only=True)
+        except Exception:  # a cache file cut short: compute it again
+            pass
+    train_x, val_x = train_images.float() / 255, test_images.float() / 255
+    mean, axes = pca_components(train_x)
+    found = {
+        "pca_mean": mean, "pca_axes": axes,
+        "mean_image_mse": mean_image_mse(train_x, val_x),
+        "raw_pixel_probe_accuracy": linear_probe_accuracy(train_x, train_labels, val_x, test_labels),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.tmp")
+    torch.save(found, partial)
+    partial.replace(path)
+    return found
+
+
+def pca_mse_from(mean: torch.Tensor, axes: torch.Tensor, val_x: torch.Tensor, ks: list[int]) -> dict[int, float]:
+    """pca_mse with the components already computed (data_references)."""
+    centred = val_x.double() - mean
+    errors = {}
+    for k in ks:
+        basis = axes[:, : min(k, axes.shape[1])]  # (784, k)
+        errors[k] = F.mse_loss(centred @ basis @ basis.T, centred).item()
+    return errors
