@@ -77,6 +77,15 @@ def write_meta(folder: Path, grid_name: str, grid: Grid, settings: SweepSettings
     return path
 
 
+def add_to_last_run(folder: Path, values: dict) -> None:
+    """Extend the newest run entry of the record (e.g. its timings, known only at its end)."""
+    meta = read_meta(folder)
+    meta["runs"][-1].update(values)
+    tmp = (folder / META_FILE).with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    tmp.replace(folder / META_FILE)
+
+
 def read_meta(folder: str | Path) -> dict:
     return json.loads((Path(folder) / META_FILE).read_text())
 

@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import os
 import sys
+import time
 import traceback
 from pathlib import Path
 
@@ -185,8 +186,11 @@ def sweep_and_report(args, argv, grid_name, grid, settings, data_dir, changed) -
         print(f"error: the sweep failed: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}; "
               f"traceback in {folder / DRIVER_ERROR_FILE}; continue with: {resume_command(settings)}", file=sys.stderr)
         return FAILED
+    timings = dict(outcome.timings)
+    clock = time.perf_counter()
     paths = results.save_tables(outcome.folder)
     trials = results.load_table(outcome.folder, "trials")
+    timings["tables_s"] = time.perf_counter() - clock
     print_summary(trials, outcome.folder, paths)
     unfinished = trials["status"].isin(["interrupted", "not started"])
     if outcome.pending_timeout:
@@ -205,13 +209,16 @@ def sweep_and_report(args, argv, grid_name, grid, settings, data_dir, changed) -
     if not args.no_report:
         from tune_ae.report import write_report_or_say_why
 
+        clock = time.perf_counter()
         if not write_report_or_say_why(outcome.folder, data_dir):
             status = FAILED
+        timings["report_s"] = time.perf_counter() - clock
+    experiment.add_to_last_run(outcome.folder, {"timings": timings})  # where the time went, for benchmarks
     if storage.is_uri(settings.storage_path):  # our files join Tune's at the URI
         ours = [str(p.relative_to(outcome.folder)) for p in outcome.folder.rglob("*") if p.is_file()
                 and (p.parent == outcome.folder and p.suffix in (".parquet", ".csv", ".md", ".log")
                      or p.parent.name == "figures")]
-        storage.push(settings.storage_path, settings.name, ours)
+        storage.push(settings.storage_path, settings.name, ours + [experiment.META_FILE])
         print(f"  uploaded to {storage.experiment_uri(settings.storage_path, settings.name)}")
     return status
 

@@ -36,6 +36,7 @@ TUNE_LOG = "tune.log"  # Tune's and Ray's driver log, inside the experiment fold
 class Outcome:
     folder: Path  # the local experiment folder (a mirror for URI storage)
     pending_timeout: bool  # the watchdog stopped a sweep whose trials could not start
+    timings: dict  # seconds per phase: ray_start_s, checks_s, fit_s, shutdown_s
 
 
 @contextmanager
@@ -193,7 +194,10 @@ def run(grid_name: str, grid: Grid, settings: SweepSettings, data: FashionMNIST,
     folder = storage.local_folder(settings.storage_path, settings.name)
     uri = storage.experiment_uri(settings.storage_path, settings.name)
     token_folder = None if address else private_token()
+    started = clock = time.perf_counter()
+    timings = {}
     start_ray(address)
+    timings["ray_start_s"] = time.perf_counter() - clock
     try:
         resources = tuner.trial_resources(grid, settings)
         check_resources(resources, remote=bool(address))
@@ -223,11 +227,16 @@ def run(grid_name: str, grid: Grid, settings: SweepSettings, data: FashionMNIST,
         # Tune's newer console output prints a configuration box even at verbose=0; the legacy
         # one is silent there, so Progress's lines are the whole console view.
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+        clock = time.perf_counter()
+        timings["checks_s"] = clock - timings["ray_start_s"] - started
         sweep.fit()
+        timings["fit_s"] = time.perf_counter() - clock
     finally:
+        clock = time.perf_counter()
         ray.shutdown()
+        timings["shutdown_s"] = time.perf_counter() - clock
         if token_folder:
             shutil.rmtree(token_folder, ignore_errors=True)
             os.environ.pop("RAY_AUTH_TOKEN_PATH", None)
     storage.pull(settings.storage_path, settings.name)
-    return Outcome(folder=folder, pending_timeout=watchdog.fired)
+    return Outcome(folder=folder, pending_timeout=watchdog.fired, timings=timings)

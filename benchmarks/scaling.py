@@ -1,0 +1,88 @@
+"""Wall time of a sweep against its number of trials, and where the time goes.
+
+    python benchmarks/scaling.py --data-dir DIR [--trials 4 12 36 108] [--out scaling]
+
+Runs `python -m tune_ae.run` (the report included) with 2 epochs on 3,000 images, so that
+training is small and the overhead shows: 4 trials = the paper grid, 12 = paper x 3 seeds,
+36 = the wide grid, 108 = wide x 3 seeds. Per run it prints the wall time and its parts, from
+the timings each run records in tune_ae.json: Ray start, checks, Tune's fit (split into the
+trials' training, spread over the concurrent slots, and the rest: queueing, worker start,
+reporting), tables, report, Ray shutdown, and the interpreter/imports before and after. Then
+the overhead per extra trial: the slope of (wall - training) against trials. Writes
+OUT/scaling.csv and OUT/scaling.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+SIZES = {4: ["--grid", "paper"], 12: ["--grid", "paper", "--seeds", "3"], 36: ["--grid", "wide"],
+         108: ["--grid", "wide", "--seeds", "3"]}
+
+
+def one_run(n: int, data_dir: str, epochs: int, subset: int) -> dict:
+    with tempfile.TemporaryDirectory() as storage:
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "tune_ae.run", *SIZES[n], "--epochs", str(epochs), "--subset",
+                               str(subset), "--data-dir", data_dir, "--storage-path", storage, "--name", "s"],
+                              capture_output=True, text=True)
+        wall = time.perf_counter() - started
+        if done.returncode != 0:
+            raise SystemExit(f"error: the {n}-trial sweep failed: {done.stderr.strip().splitlines()[-1:]}")
+        folder = Path(storage) / "s"
+        timings = json.loads((folder / "tune_ae.json").read_text())["runs"][-1]["timings"]
+        trials = pd.read_parquet(folder / "trials.parquet")
+    slots = min(n, os.cpu_count() or 1)  # 1 CPU per trial: this many train at once
+    training = float(trials["train_time_s"].sum()) / slots
+    parts = {"ray_start_s": timings["ray_start_s"], "checks_s": timings["checks_s"],
+             "training_s": training, "fit_rest_s": timings["fit_s"] - training,
+             "tables_s": timings["tables_s"], "report_s": timings["report_s"], "shutdown_s": timings["shutdown_s"]}
+    parts["process_s"] = wall - sum(parts.values())  # interpreter, imports, data loading, exit
+    return {"trials": n, "wall_s": wall, **parts, "done": int((trials["status"] == "done").sum())}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data-dir", required=True)
+    p.add_argument("--trials", type=int, nargs="+", default=list(SIZES), choices=list(SIZES))
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--subset", type=int, default=3000)
+    p.add_argument("--out", default="scaling")
+    args = p.parse_args()
+    rows = []
+    for n in args.trials:
+        rows.append(one_run(n, args.data_dir, args.epochs, args.subset))
+        print(pd.DataFrame(rows[-1:]).to_string(index=False, float_format=lambda v: f"{v:.1f}"), flush=True)
+    table = pd.DataFrame(rows)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "scaling.csv", index=False)
+    print("\n" + table.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+    if len(table) > 1:
+        slope, intercept = np.polyfit(table["trials"], table["wall_s"] - table["training_s"], 1)
+        print(f"\noverhead: {intercept:.1f} s fixed + {slope:.2f} s per trial (least squares over {len(table)} runs)")
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        parts = ["process_s", "ray_start_s", "checks_s", "training_s", "fit_rest_s", "tables_s", "report_s", "shutdown_s"]
+        ax = table.set_index("trials")[parts].plot.bar(stacked=True, figsize=(7, 4))
+        ax.set(ylabel="seconds", title=f"sweep wall time by part ({args.epochs} epochs, {args.subset} images)")
+        plt.tight_layout()
+        plt.savefig(out / "scaling.png", dpi=150)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
