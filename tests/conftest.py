@@ -74,9 +74,11 @@ def real_data_dir() -> Path:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_session():
-    """One Ray start for all in-process sweep tests: 2 CPUs and one logical (CUDA-less) GPU."""
+    """One Ray start per test module for the in-process sweep tests: 2 CPUs and one logical
+    (CUDA-less) GPU. Per module, not per session, so that no Ray of the tests' own is running
+    while the CLI tests look for one (`--address auto` would find it)."""
     import ray
 
     import faults

@@ -1,17 +1,21 @@
-"""Tune callbacks of a sweep: a readable progress view, a watchdog for trials that can never
-start, and the settings a resumed sweep changes. They run in the driver, inside Tune's loop.
+"""Tune callbacks of a sweep: a log of every result, a readable progress view, a watchdog for
+trials that can never start, and the settings a resumed sweep changes. They run in the driver,
+inside Tune's loop.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import time
+from pathlib import Path
 from typing import TextIO
 
 from ray import tune
 from ray.tune.experiment import Trial
 
 from tune_ae.config import TRIAL_FIELDS
+from tune_ae.results import EPOCHS_LOG
 
 
 def trial_label(config: dict, swept: list[str]) -> str:
@@ -23,6 +27,24 @@ def trial_label(config: dict, swept: list[str]) -> str:
 def duration(seconds: float) -> str:
     seconds = int(round(seconds))
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+class EpochLog(tune.Callback):
+    """Every result, appended to <experiment>/<trial folder>/tune_ae_epochs.jsonl; the tables read it.
+
+    Tune's own result.json is copied back from the storage path whenever a trial (re)starts;
+    a retry that starts before Tune's next sync of that file (seen with reused workers) loses
+    the epochs reported since. This file is only ever appended to, by the driver.
+    """
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        path = self.folder / Path(trial.path).name / EPOCHS_LOG
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as f:
+            f.write(json.dumps(result, default=str) + "\n")
 
 
 class Progress(tune.Callback):

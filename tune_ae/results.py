@@ -28,6 +28,7 @@ IDENTITY_COLUMNS = ["parameters", "device", "cuda_graphs", "threads", "node_id",
 ANALYSIS_COLUMNS = ["dead_units", "probe_accuracy"]  # baselines.trial_analysis, in a trial's last report only
 EPOCH_COLUMNS = ["trial_id", *TRIAL_FIELDS, *METRIC_COLUMNS, *IDENTITY_COLUMNS, *ANALYSIS_COLUMNS]
 TABLES = ("epochs", "trials")
+EPOCHS_LOG = "tune_ae_epochs.jsonl"  # every result of a trial, appended by the driver (callbacks.EpochLog)
 STATUSES = ("done", "stopped early", "error", "interrupted", "not started")
 FINISHED = ("done", "stopped early")  # what a sweep that ended well leaves
 
@@ -43,7 +44,11 @@ def latest_checkpoint(trial_dir: Path) -> Path | None:
 
 
 def read_reports(trial_dir: Path) -> list[dict]:
-    path = trial_dir / "result.json"
+    """The trial's results in the order reported: from tune_ae's own log, else (folders of an
+    older tune_ae) Tune's result.json, which a restarted trial can lose epochs from."""
+    path = trial_dir / EPOCHS_LOG
+    if not path.is_file():
+        path = trial_dir / "result.json"
     if not path.is_file():
         return []
     rows = []

@@ -217,7 +217,7 @@ def sweep_and_report(args, argv, grid_name, grid, settings, data_dir, changed) -
     if storage.is_uri(settings.storage_path):  # our files join Tune's at the URI
         ours = [str(p.relative_to(outcome.folder)) for p in outcome.folder.rglob("*") if p.is_file()
                 and (p.parent == outcome.folder and p.suffix in (".parquet", ".csv", ".md", ".log")
-                     or p.parent.name == "figures")]
+                     or p.parent.name == "figures" or p.name == results.EPOCHS_LOG)]
         storage.push(settings.storage_path, settings.name, ours + [experiment.META_FILE])
         print(f"  uploaded to {storage.experiment_uri(settings.storage_path, settings.name)}")
     return status

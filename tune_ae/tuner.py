@@ -13,6 +13,8 @@ import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
+from tune_ae import storage
+from tune_ae.callbacks import EpochLog
 from tune_ae.config import TRIAL_FIELDS, SweepSettings
 from tune_ae.data import FashionMNIST
 from tune_ae.grids import Grid
@@ -66,12 +68,14 @@ def wrapped_trainable(grid: Grid, settings: SweepSettings, data: FashionMNIST, t
 
 
 def run_config(settings: SweepSettings, callbacks: list) -> tune.RunConfig:
+    # The epochs log is what the tables read: every Tuner of tune_ae writes it.
+    log = EpochLog(storage.local_folder(settings.storage_path, settings.name))
     return tune.RunConfig(
         name=settings.name,
         storage_path=settings.storage_path,
         failure_config=tune.FailureConfig(max_failures=settings.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=settings.keep_checkpoints),
-        callbacks=callbacks,
+        callbacks=[log, *callbacks],
         stop=next((c for c in callbacks if isinstance(c, tune.Stopper)), None),
         verbose=0,  # progress comes from callbacks.Progress, one line per event
     )
