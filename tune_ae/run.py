@@ -166,7 +166,7 @@ def sweep_and_report(args, argv, grid_name, grid, settings, data_dir, changed) -
         print(f"error: {err}", file=sys.stderr)
         return USAGE_ERROR
     os.environ.setdefault("MPLBACKEND", "Agg")  # figures go to files; no display needed
-    from tune_ae import results, sweep  # ray loads after the data checks
+    from tune_ae import sweep  # ray loads after the data checks
 
     address = args.address or os.environ.get("RAY_ADDRESS")
     folder = storage.local_folder(settings.storage_path, settings.name)
@@ -178,14 +178,27 @@ def sweep_and_report(args, argv, grid_name, grid, settings, data_dir, changed) -
     except ConfigError as err:  # found once Ray is up: resources, cluster, storage not shared
         print(f"error: {err}", file=sys.stderr)
         return USAGE_ERROR
-    except KeyboardInterrupt:
-        raise
     except Exception as err:  # a bug or a Ray failure: one line here, the traceback in the folder
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / DRIVER_ERROR_FILE).write_text(traceback.format_exc())
-        print(f"error: the sweep failed: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}; "
-              f"traceback in {folder / DRIVER_ERROR_FILE}; continue with: {resume_command(settings)}", file=sys.stderr)
-        return FAILED
+        return driver_error(err, folder, f"the sweep failed; continue with: {resume_command(settings)}")
+    try:
+        return finish(args, settings, data_dir, outcome)
+    except Exception as err:
+        return driver_error(err, outcome.folder, "the sweep ran, but its tables or report failed; rebuild them with "
+                                                 f"python -m tune_ae.report {outcome.folder}")
+
+
+def driver_error(err: Exception, folder: Path, what: str) -> int:
+    """An unexpected error: one line on the console, the traceback in the experiment folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / DRIVER_ERROR_FILE).write_text(traceback.format_exc())
+    message = str(err).splitlines()[0] if str(err) else ""
+    print(f"error: {type(err).__name__}: {message}; {what} (traceback in {folder / DRIVER_ERROR_FILE})", file=sys.stderr)
+    return FAILED
+
+
+def finish(args, settings: SweepSettings, data_dir: str | None, outcome) -> int:
+    """After the sweep: tables, summary, exit status, report, upload; returns the exit code."""
+    from tune_ae import results
     timings = dict(outcome.timings)
     clock = time.perf_counter()
     paths = results.save_tables(outcome.folder)

@@ -202,8 +202,9 @@ def findings(spread: pd.DataFrame) -> list[str]:
     lines = []
     for hidden, rows in spread.groupby("hidden", sort=True):
         best = rows.loc[rows["final_mean"].idxmin()]
-        text = (f"At h = {hidden} the best configuration ({configuration_label(best, columns)}) reaches "
-                f"{best['x_pca']:.2g}x PCA's error ({best['final_mean']:.4g} against {best['pca']:.4g}, n = {best['n']})")
+        who = f"the best configuration ({configuration_label(best, columns)})" if columns else "the trials"
+        text = (f"At h = {hidden} {who} reach{'es' if columns else ''} {best['x_pca']:.2g}x PCA's error "
+                f"({best['final_mean']:.4g} against {best['pca']:.4g}, n = {int(best['n'])})")
         mine = rows[recipe.loc[rows.index]]
         if len(mine) and columns:
             text += f"; the report's recipe ({configuration_label(mine.iloc[0], columns)}) {mine.iloc[0]['x_pca']:.2g}x"
