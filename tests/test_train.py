@@ -161,3 +161,23 @@ def test_weight_decay_is_adams_and_defaults_to_none(tensors, tmp_path):
     del saved["config"]["weight_decay"]
     torch.save(saved, tmp_path / "old.pt")
     assert train.load(tmp_path / "old.pt", CPU)[0].weight_decay == 0.0
+
+
+def test_a_failed_graph_capture_falls_back_to_the_eager_loop(tensors, monkeypatch):
+    """If CUDA refuses the capture, the run goes on eagerly from the state it had (checked on CPU)."""
+    from tune_ae import cuda_graph
+
+    config = TrialConfig(hidden=16, epochs=3, batch_size=64)
+    straight = run(config, tensors)
+
+    def refuse(state, config, train_x, steps):
+        steps(state, config, train_x, torch.arange(64), torch.zeros(()), cache_casts=False)  # half-done work...
+        raise RuntimeError("operation not permitted when stream is capturing")
+
+    monkeypatch.setattr(cuda_graph, "GraphedEpoch", refuse)
+    state = train.init_state(config, CPU)
+    state.cuda_graphs = True  # as on CUDA
+    with pytest.warns(UserWarning, match="CUDA graph capture failed"):
+        fallback = run(config, tensors, state)
+    assert state.cuda_graphs is False and state.graph is None
+    assert [m["val_loss"] for m in fallback] == [m["val_loss"] for m in straight]  # ...undone

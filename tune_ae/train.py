@@ -14,6 +14,7 @@ restoring that state mid-run therefore gives bit-identical metrics on the same d
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -143,11 +144,9 @@ def train_epoch(state: TrainState, config: TrialConfig, train_x: torch.Tensor, v
     started = time.perf_counter()
     state.model.train()
     order = torch.randperm(n, generator=state.shuffle, device=train_x.device)
-    if state.cuda_graphs:
-        from tune_ae import cuda_graph  # CUDA-only code, kept out of the CPU path
-
-        if state.graph is None:
-            state.graph = cuda_graph.GraphedEpoch(state, config, train_x, epoch_steps)
+    if state.cuda_graphs and state.graph is None:
+        state.graph = captured_epoch(state, config, train_x)
+    if state.graph is not None:
         loss_sum = state.graph.replay(order)
     else:
         loss_sum = torch.zeros((), device=train_x.device)
@@ -163,6 +162,20 @@ def train_epoch(state: TrainState, config: TrialConfig, train_x: torch.Tensor, v
         "epoch_time_s": time.perf_counter() - started,
         "images_per_s": n / train_time,
     }
+
+
+def captured_epoch(state: TrainState, config: TrialConfig, train_x: torch.Tensor):
+    """The epoch as a CUDA graph, or None (and the eager loop from here on) if capture fails."""
+    from tune_ae import cuda_graph  # CUDA-only code, kept out of the CPU path
+
+    saved = cuda_graph.snapshot(state)
+    try:
+        return cuda_graph.GraphedEpoch(state, config, train_x, epoch_steps)
+    except Exception as err:  # a capture this torch or driver refuses: same arithmetic, eagerly
+        warnings.warn(f"CUDA graph capture failed ({type(err).__name__}: {err}); training eagerly", stacklevel=2)
+        cuda_graph.restore(state, saved)
+        state.cuda_graphs = False
+        return None
 
 
 def train(

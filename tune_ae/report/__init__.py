@@ -167,7 +167,7 @@ def configuration_columns(summary: pd.DataFrame) -> list[str]:
 
 def configuration_label(row, columns: list[str]) -> str:
     if not columns:
-        return "all trials"
+        return "autoencoder"
     return ", ".join(f"{c} {row[c]:g}" if isinstance(row[c], float) else f"{c} {row[c]}" for c in columns)
 
 
