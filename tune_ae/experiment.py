@@ -70,20 +70,23 @@ def write_meta(folder: Path, grid_name: str, grid: Grid, settings: SweepSettings
     meta["settings"] = settings.to_dict()
     meta["runs"].append(run)
     folder.mkdir(parents=True, exist_ok=True)
-    # Write to a temporary file and rename: a crash mid-write never leaves a broken record.
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(meta, indent=2, default=str) + "\n")
-    tmp.replace(path)
-    return path
+    return _write(folder, meta)
 
 
 def add_to_last_run(folder: Path, values: dict) -> None:
     """Extend the newest run entry of the record (e.g. its timings, known only at its end)."""
     meta = read_meta(folder)
     meta["runs"][-1].update(values)
-    tmp = (folder / META_FILE).with_suffix(".json.tmp")
+    _write(folder, meta)
+
+
+def _write(folder: Path, meta: dict) -> Path:
+    # Write to a temporary file and rename: a crash mid-write never leaves a broken record.
+    path = folder / META_FILE
+    tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(meta, indent=2, default=str) + "\n")
-    tmp.replace(folder / META_FILE)
+    tmp.replace(path)
+    return path
 
 
 def read_meta(folder: str | Path) -> dict:
