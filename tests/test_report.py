@@ -206,9 +206,10 @@ def test_trials_report_their_own_analysis_and_old_folders_get_it_computed(smoke_
     old = tmp_path / "old"
     shutil.copytree(folder, old)
     for trial_dir in results.trial_dirs(old):
-        rows = [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines()]
-        (trial_dir / "result.json").write_text("".join(json.dumps({k: v for k, v in r.items() if k not in
-                                                                   ("dead_units", "probe_accuracy")}) + "\n" for r in rows))
+        for log in (trial_dir / results.EPOCHS_LOG, trial_dir / "result.json"):
+            rows = [json.loads(line) for line in log.read_text().splitlines()]
+            log.write_text("".join(json.dumps({k: v for k, v in r.items() if k not in ("dead_units", "probe_accuracy")})
+                                   + "\n" for r in rows))
     old_trials = results.load_trials(old)
     assert old_trials["dead_units"].isna().all()
     computed, _ = report.baseline_columns(old_trials, data)
