@@ -46,8 +46,10 @@ private_dir() {  # a folder only we can enter: made now, or ours and mode 700 al
     fi
 }
 
-# Each node's daemons are started in a session of their own (setsid); its id is recorded, so
-# `stop` ends those sessions' processes (daemons, agents, trial workers) and nothing else.
+# Each node's daemons are started in a session of their own (setsid); its id is recorded, and
+# every process of the cluster inherits TUNE_AE_CLUSTER_ID. `stop` ends the processes of those
+# sessions or with that mark (daemons, agents, trial workers, orphans of a killed node) and
+# nothing else: not a process that merely names the cluster's folder.
 start_node() {  # start_node NAME RAY_START_ARGS...
     local name=$1; shift
     (exec setsid "$RAY" start "$@" --disable-usage-stats >"$DIR/$name.log" 2>&1) &
@@ -67,6 +69,7 @@ start() {
     python3 -c 'import secrets; print(secrets.token_hex(32))' > "$DIR/token"  # new file, mode 600 (umask)
     mkdir -p "$(dirname "$REMEMBER")" && echo "$DIR" > "$REMEMBER"
     export RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH=$DIR/token
+    export TUNE_AE_CLUSTER_ID=$DIR  # inherited by every process of the cluster; `stop` looks for it
     start_node head --head --node-ip-address=127.0.0.1 --port="$PORT" --num-cpus="$CPUS" \
         --include-dashboard=false --temp-dir="$DIR/ray" \
         || { cat "$DIR/head.log" >&2; stop; die "the head node did not start (log above)"; }
@@ -80,10 +83,17 @@ start() {
     echo "  python -m tune_ae.run --grid smoke --storage-path \$PWD/results   # a path every node sees"
 }
 
-cluster_pids() {  # the processes of the recorded sessions
-    [[ -f $DIR/sessions ]] || return 0
-    local sid
-    for sid in $(cat "$DIR/sessions"); do pgrep -s "$sid" || true; done | sort -u
+cluster_pids() {  # the processes of the recorded sessions, and any that carry this cluster's mark
+    local sid proc
+    {
+        if [[ -f $DIR/sessions ]]; then
+            for sid in $(cat "$DIR/sessions"); do pgrep -s "$sid" || true; done
+        fi
+        # A Ray process orphaned by a killed node (or one that left the session) still inherited the mark.
+        for proc in /proc/[0-9]*; do
+            if grep -qzx "TUNE_AE_CLUSTER_ID=$DIR" "$proc/environ" 2>/dev/null; then echo "${proc#/proc/}"; fi
+        done
+    } | sort -u
 }
 
 # True while any of the pids still runs (a zombie waiting for its parent has already ended).
