@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tune_ae import results, sweep, tuner, train
+from tune_ae import results, train, tuner
 from tune_ae.config import SweepSettings, TrialConfig
 from tune_ae.data import load_fashion_mnist
 from tune_ae.grids import Grid
