@@ -18,9 +18,9 @@ def test_report_of_a_smoke_sweep(smoke_experiment):
     assert (folder / "report.md").is_file() and str(folder / "report.md") in done.stdout
     text = (folder / "report.md").read_text()
     assert "figures/loss_curves.png" in text and "figures/reconstructions.png" in text
-    for stem in ("loss_curves", "reconstructions"):
-        for suffix in ("png", "pdf"):
-            assert (folder / "figures" / f"{stem}.{suffix}").stat().st_size > 10_000
+    for name in ("loss_curves.png", "loss_curves.pdf", "reconstructions.png"):
+        assert (folder / "figures" / name).stat().st_size > 10_000
+    assert not (folder / "figures" / "reconstructions.pdf").exists()  # pixels: the PNG is the figure
     # Reconstructions: one row of originals plus one per trial (2), 10 images wide.
     width, height = Image.open(folder / "figures" / "reconstructions.png").size
     assert 2.5 < width / height < 4.5
@@ -35,12 +35,21 @@ def test_report_of_a_smoke_sweep(smoke_experiment):
 
 def test_loss_curve_panels_follow_the_grid(smoke_experiment):
     epochs = results.load_epochs(smoke_experiment[0])
-    assert len(report.loss_curves(epochs).axes.flat) == 1
+    assert len(report.loss_curves(epochs).axes) == 1
     wide = pd.concat([epochs.assign(dropout=0.0), epochs.assign(dropout=0.2, trial_id=epochs["trial_id"] + "x")])
-    grid = report.loss_curves(wide)
-    assert len(grid.axes.flat) == 2  # one panel per dropout
-    lines = grid.axes.flat[0].get_lines()
+    figure = report.loss_curves(wide)
+    assert len(figure.axes) == 2  # one panel per dropout
+    assert [ax.get_title() for ax in figure.axes] == ["dropout = 0", "dropout = 0.2"]
+    lines = figure.axes[0].get_lines()
     assert len([l for l in lines if len(l.get_xdata()) == 3]) == 4  # 2 widths x train/validation
+    assert figure.axes[0].get_ylim() == figure.axes[1].get_ylim()  # panels compare on one scale
+    # Two seeds: one line per width and split at their mean, and a band around it.
+    seeds = pd.concat([epochs, epochs.assign(seed=1, trial_id=epochs["trial_id"] + "s",
+                                             val_loss=epochs["val_loss"] * 3)])
+    ax = report.loss_curves(seeds).axes[0]
+    widest = seeds[(seeds["hidden"] == seeds["hidden"].max())].groupby("epoch")["val_loss"].mean()
+    assert len(ax.get_lines()) == 4 and len(ax.collections) == 4
+    assert any(list(line.get_ydata()) == pytest.approx(list(widest)) for line in ax.get_lines())
 
 
 def test_report_command_and_bad_folder(smoke_experiment, tmp_path):

@@ -71,6 +71,20 @@ def test_save_restore_is_bit_identical(tensors, tmp_path):
     assert [[m[k] for k in keys] for m in part1 + part2] == [[m[k] for k in keys] for m in straight]
 
 
+def test_load_model_is_the_trained_model_in_eval_mode(tensors, tmp_path):
+    config = TrialConfig(hidden=24, epochs=2, batch_size=64, output_activation="sigmoid")
+    state = train.init_state(config, CPU)
+    run(config, tensors, state)
+    train.save(state, config, tmp_path / "state.pt")
+    rng = torch.get_rng_state()
+    loaded_config, model = train.load_model(tmp_path / "state.pt", CPU)
+    assert torch.equal(torch.get_rng_state(), rng)  # weights loaded, nothing initialised
+    assert loaded_config == config and not model.training
+    _, val_x = tensors
+    with torch.inference_mode():
+        assert torch.equal(model(val_x), state.model.eval()(val_x))
+
+
 def test_runs_do_not_touch_the_process_rng(tensors):
     torch.manual_seed(7)
     expected = torch.rand(3)

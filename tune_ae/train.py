@@ -237,6 +237,20 @@ def save(state: TrainState, config: TrialConfig, path: str | Path) -> None:
     torch.save({"config": config.to_dict(), **state_dict(state)}, path)
 
 
+def load_model(path: str | Path, device: torch.device) -> tuple[TrialConfig, Autoencoder]:
+    """The trained model of a run saved by `save`, in eval mode, without its optimizer and streams.
+
+    For reading results: building an optimizer costs more than the model (the first one in a
+    process imports torch._dynamo, about a second).
+    """
+    saved = torch.load(path, map_location=device, weights_only=True)
+    config = TrialConfig.from_dict(saved["config"], fill_defaults=True)
+    with torch.device("meta"):  # no initialisation to draw (nor global RNG to disturb): the weights come next
+        model = Autoencoder(config.hidden, config.dropout, config.output_activation)
+    model.load_state_dict(saved["model"], assign=True)
+    return config, model.eval()
+
+
 def load(path: str | Path, device: torch.device, cuda_graphs: bool = False) -> tuple[TrialConfig, TrainState]:
     """Rebuild a run saved by `save` on `device`, whichever device wrote it."""
     saved = torch.load(path, map_location=device, weights_only=True)

@@ -10,12 +10,15 @@ Run on demand with `python -m tune_ae.report EXPERIMENT_DIR` (the command is __m
 from __future__ import annotations
 
 import functools
+import itertools
 import sys
 import traceback
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
+import numpy as np
 import pandas as pd
 import seaborn as sns
 import torch
@@ -25,7 +28,8 @@ from tune_ae.config import TRIAL_FIELDS, default
 from tune_ae.data import SIDE, DataError, FashionMNIST, load_fashion_mnist
 from tune_ae.experiment import read_meta, recorded_grid
 
-DPI = 200  # print quality for a paper column
+SCREEN_DPI = 100  # the PNGs are for report.md on a screen; print from the PDFs (vector)
+PIXEL_SCALE = 2  # screen pixels per image pixel in the reconstructions sheet
 CPU = torch.device("cpu")
 OTHER_FIELDS = tuple(name for name in TRIAL_FIELDS if name != "hidden")  # what tells trials of one width apart
 
@@ -56,38 +60,59 @@ def trial_label(row: pd.Series, extra: list[str]) -> str:
     return "h = %d" % row["hidden"] + "".join(f"\n{c} = {value(row[c])}" for c in extra)
 
 
-def loss_curves(epochs: pd.DataFrame) -> sns.FacetGrid:
+def loss_curves(epochs: pd.DataFrame) -> plt.Figure:
     """Figure 5: train (dashed) and validation (solid) MSE per epoch, a colour per width.
 
     One panel per value of the first two other fields the grid varies (e.g. dropout x lr);
-    seeds are averaged with a 95% band.
+    seeds are averaged, with a band of one standard deviation when there are several.
+    Plain matplotlib: seaborn's relplot took a second and a half to lay out nine panels.
     """
-    long = epochs.melt(
-        id_vars=[*TRIAL_FIELDS, "epoch"],
-        value_vars=["train_loss", "val_loss"], var_name="split", value_name="loss",
-    )
-    long["split"] = long["split"].map({"train_loss": "train", "val_loss": "validation"})
-    long["h"] = long["hidden"].map(lambda h: f"h = {h}")
-    widths = [f"h = {h}" for h in sorted(epochs["hidden"].unique())]
-    panels = varying(epochs, tuple(name for name in OTHER_FIELDS if name != "seed"))
-    grid = sns.relplot(
-        data=long, x="epoch", y="loss", hue="h", hue_order=widths, style="split",
-        style_order=["validation", "train"], kind="line", palette="viridis",
-        col=panels[0] if panels else None, row=panels[1] if len(panels) > 1 else None,
-        height=3.6, aspect=1.3, errorbar=("ci", 95) if epochs["seed"].nunique() > 1 else None,
-    )
-    grid.set(yscale="log")
-    for ax in grid.axes.flat:
+    panels = varying(epochs, tuple(name for name in OTHER_FIELDS if name != "seed"))[:2]
+    columns = sorted(epochs[panels[0]].unique()) if panels else [None]
+    rows = sorted(epochs[panels[1]].unique()) if len(panels) > 1 else [None]
+    widths = sorted(epochs["hidden"].unique())
+    colours = dict(zip(widths, plt.cm.viridis(np.linspace(0, 0.9, len(widths)))))
+    # (panel values..., hidden, epoch) -> mean and sd over whatever else differs (seeds)
+    stats = epochs.groupby([*panels, "hidden", "epoch"])[["train_loss", "val_loss"]].agg(["mean", "std"])
+    # Not sharex/sharey: matplotlib lays out shared axes' labels pairwise, seconds for a 3 x 3 grid;
+    # the same limits everywhere (below) and labels on the outer panels only read the same.
+    fig, axes = plt.subplots(len(rows), len(columns), figsize=(4.7 * len(columns) + 1.3, 3.6 * len(rows)),
+                             squeeze=False)
+    for key, curve in stats.groupby(level=[*panels, "hidden"]):
+        *where, hidden = key if isinstance(key, tuple) else (key,)
+        ax = axes[rows.index(where[1]) if len(where) > 1 else 0, columns.index(where[0]) if where else 0]
+        curve = curve.droplevel(list(range(len(where) + 1)))  # index: epoch
+        for split, style in (("val_loss", "-"), ("train_loss", "--")):
+            mean, sd = curve[(split, "mean")], curve[(split, "std")]
+            ax.plot(curve.index, mean, style, color=colours[hidden])
+            if sd.notna().any():
+                ax.fill_between(curve.index, mean - sd, mean + sd, color=colours[hidden], alpha=0.2, linewidth=0)
+    low, high = stats.xs("mean", axis=1, level=1).stack().agg(["min", "max"])
+    for (i, row), (j, column) in itertools.product(enumerate(rows), enumerate(columns)):
+        ax = axes[i, j]
+        ax.set_yscale("log")
+        ax.set_ylim(low / 1.1, high * 1.1)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
-    grid.set_axis_labels("epoch", "MSE per pixel (log scale)")
-    grid.legend.set_title("")
-    return grid
+        ax.label_outer()
+        # An explicit y keeps matplotlib from placing each title by measuring the axes below it.
+        ax.set_title(" | ".join(f"{name} = {value:g}" if isinstance(value, float) else f"{name} = {value}"
+                                for name, value in zip(panels, (column, row))), fontsize=10, y=1.0)
+    handles = [Line2D([], [], color=colours[h], label=f"h = {h}") for h in widths]
+    handles += [Line2D([], [], color="k", linestyle="-", label="validation"),
+                Line2D([], [], color="k", linestyle="--", label="train")]
+    fig.legend(handles=handles, loc="center right", frameon=False)
+    fig.supxlabel("epoch")
+    fig.supylabel("MSE per pixel (log scale)")
+    # Margins set here in inches (legend on the right), not found by a tight bounding box:
+    # that costs another full draw of every log axis, the slowest part of saving this figure.
+    width, height = fig.get_size_inches()
+    fig.subplots_adjust(left=0.95 / width, right=1 - 1.3 / width, bottom=0.6 / height, top=1 - 0.35 / height)
+    return fig
 
 
 @functools.lru_cache(maxsize=None)  # the figures and the baselines read the same checkpoints; cleared per report
 def load_model(checkpoint: str):
-    _, state = train.load(Path(checkpoint) / train.STATE_FILE, CPU)
-    return state.model.eval()
+    return train.load_model(Path(checkpoint) / train.STATE_FILE, CPU)[1]
 
 
 def reconstructions(trials: pd.DataFrame, val_images: torch.Tensor, n_images: int = 10, seed: int = 0) -> plt.Figure:
@@ -110,14 +135,16 @@ def reconstructions(trials: pd.DataFrame, val_images: torch.Tensor, n_images: in
         tiles = batch[:n_images].clamp(0, 1).reshape(-1, SIDE, SIDE)  # (n, 784) -> (n, 28, 28)
         for c, tile in enumerate(tiles):
             sheet[r * cell + 1: r * cell + 1 + SIDE, c * cell + 1: c * cell + 1 + SIDE] = tile
-    fig, ax = plt.subplots(figsize=(1.1 * n_images, 1.15 * len(images)))
+    # Sized so that one image pixel is PIXEL_SCALE x PIXEL_SCALE screen pixels: sharp, and no larger than it needs.
+    inches = PIXEL_SCALE / SCREEN_DPI
+    fig = plt.figure(figsize=(sheet.shape[1] * inches, sheet.shape[0] * inches))
+    ax = fig.add_axes((0, 0, 1, 1))  # the sheet fills the figure; savefig's tight box adds the labels' margin
     ax.imshow(sheet.numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([r * cell + cell / 2 for r in range(len(images))], labels=[label for label, _ in images], fontsize=9)
     ax.tick_params(length=0)
     for spine in ax.spines.values():
         spine.set_visible(False)
-    fig.tight_layout(pad=0.3)
     return fig
 
 
@@ -254,10 +281,17 @@ def spread_markdown(spread: pd.DataFrame) -> str:
     return markdown(table[columns].rename(columns={"pca": "PCA k=h", "x_pca": "x PCA", "dead_units": "dead units"}))
 
 
-def save_figure(fig: plt.Figure, stem: Path) -> list[Path]:
-    paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
+def save_figure(fig: plt.Figure, stem: Path, vector: bool = True, tight: bool = True) -> list[Path]:
+    """A PNG for report.md and, for a figure of lines and text, a PDF to print; then closed.
+
+    The reconstructions are pixels, so a PDF of them would only wrap the same raster. `tight`
+    crops to what is drawn (one extra draw); a figure that sets its own margins passes False.
+    """
+    paths = [stem.with_suffix(".png")] + ([stem.with_suffix(".pdf")] if vector else [])
+    if not vector:
+        stem.with_suffix(".pdf").unlink(missing_ok=True)  # an older report's, which would no longer match
     for path in paths:
-        fig.savefig(path, dpi=DPI, bbox_inches="tight")
+        fig.savefig(path, dpi=SCREEN_DPI, bbox_inches="tight" if tight else None)
     plt.close(fig)
     return paths
 
@@ -318,16 +352,15 @@ def write_report(folder: str | Path, data_dir: str | None = None) -> Path:
     load_model.cache_clear()
     figures = folder / "figures"
     figures.mkdir(exist_ok=True)
-    curves = loss_curves(epochs)
-    save_figure(curves.figure, figures / "loss_curves")
-    save_figure(reconstructions(trials, data.test_images), figures / "reconstructions")
+    save_figure(loss_curves(epochs), figures / "loss_curves", tight=False)
+    save_figure(reconstructions(trials, data.test_images), figures / "reconstructions", vector=False)
     extra, reference = baseline_columns(trials, data)
     summary = summary_table(trials, extra)
     summary.to_csv(folder / "summary.csv", index=False)
     spread = seed_spread(summary)
     spread.to_csv(folder / "spread.csv", index=False)
     if not spread.empty:
-        save_figure(width_figure(spread, reference["mean_image_mse"]), figures / "val_loss_vs_width")
+        save_figure(width_figure(spread, reference["mean_image_mse"]), figures / "val_loss_vs_width", tight=False)
     last_run = meta["runs"][-1]
     text = f"""# Experiment `{folder.name}`
 
