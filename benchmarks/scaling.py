@@ -6,10 +6,11 @@ Runs `python -m tune_ae.run` (the report included) with 2 epochs on 3,000 images
 training is small and the overhead shows: 4 trials = the paper grid, 12 = paper x 3 seeds,
 36 = the wide grid, 108 = wide x 3 seeds. Per run it prints the wall time and its parts, from
 the timings each run records in tune_ae.json: Ray start, checks, Tune's fit (split into the
-trials' training, spread over the concurrent slots, and the rest: queueing, worker start,
-reporting), tables, report, Ray shutdown, and the interpreter/imports before and after. Then
-the overhead per extra trial: the slope of (wall - training) against trials. Writes
-OUT/scaling.csv and OUT/scaling.png.
+trials' training, their end-of-trial analysis (dead units, linear probe), each spread over
+the concurrent slots, and the rest: queueing, worker start, reporting), tables, report, Ray
+shutdown, and the interpreter/imports before and after. Then the overhead per extra trial:
+the slope of (wall - training) against trials, and of (wall - training - analysis).
+Writes OUT/scaling.csv and OUT/scaling.png.
 """
 
 from __future__ import annotations
@@ -44,8 +45,9 @@ def one_run(n: int, data_dir: str, epochs: int, subset: int) -> dict:
         trials = pd.read_parquet(folder / "trials.parquet")
     slots = min(n, os.cpu_count() or 1)  # 1 CPU per trial: this many train at once
     training = float(trials["train_time_s"].sum()) / slots
+    analysis = float(trials["analysis_time_s"].sum()) / slots  # dead units + probe, at each trial's end
     parts = {"ray_start_s": timings["ray_start_s"], "checks_s": timings["checks_s"],
-             "training_s": training, "fit_rest_s": timings["fit_s"] - training,
+             "training_s": training, "analysis_s": analysis, "fit_rest_s": timings["fit_s"] - training - analysis,
              "tables_s": timings["tables_s"], "report_s": timings["report_s"], "shutdown_s": timings["shutdown_s"]}
     parts["process_s"] = wall - sum(parts.values())  # interpreter, imports, data loading, exit
     return {"trials": n, "wall_s": wall, **parts, "done": int((trials["status"] == "done").sum())}
@@ -67,16 +69,20 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "scaling.csv", index=False)
-    print("\n" + table.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+    print("\n" + table.to_string(index=False, float_format=lambda v: f"{v:.1f}") + "\n")
     if len(table) > 1:
-        slope, intercept = np.polyfit(table["trials"], table["wall_s"] - table["training_s"], 1)
-        print(f"\noverhead: {intercept:.1f} s fixed + {slope:.2f} s per trial (least squares over {len(table)} runs)")
+        for label, work in (("training", table["training_s"]),
+                            ("training and the trials' analysis", table["training_s"] + table["analysis_s"])):
+            slope, intercept = np.polyfit(table["trials"], table["wall_s"] - work, 1)
+            print(f"overhead beyond {label}: {intercept:.1f} s fixed + {slope:.2f} s per trial "
+                  f"(least squares over {len(table)} runs)")
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        parts = ["process_s", "ray_start_s", "checks_s", "training_s", "fit_rest_s", "tables_s", "report_s", "shutdown_s"]
+        parts = ["process_s", "ray_start_s", "checks_s", "training_s", "analysis_s", "fit_rest_s", "tables_s", "report_s",
+                 "shutdown_s"]
         ax = table.set_index("trials")[parts].plot.bar(stacked=True, figsize=(7, 4))
         ax.set(ylabel="seconds", title=f"sweep wall time by part ({args.epochs} epochs, {args.subset} images)")
         plt.tight_layout()

@@ -208,6 +208,7 @@ def test_trials_report_their_own_analysis_and_old_folders_get_it_computed(smoke_
     assert epochs.loc[last, "dead_units"].notna().all() and epochs.loc[~last, "dead_units"].isna().all()
     assert epochs.loc[last, "probe_accuracy"].between(0.3, 1).all()
     trials = results.load_trials(folder)
+    assert (trials["analysis_time_s"] > 0).all()  # how long it took, for the scaling benchmark
     data = report.experiment_data(folder)
     reported, _ = report.baseline_columns(trials, data)
 
@@ -217,7 +218,8 @@ def test_trials_report_their_own_analysis_and_old_folders_get_it_computed(smoke_
     for trial_dir in results.trial_dirs(old):
         for log in (trial_dir / results.EPOCHS_LOG, trial_dir / "result.json"):
             rows = [json.loads(line) for line in log.read_text().splitlines()]
-            log.write_text("".join(json.dumps({k: v for k, v in r.items() if k not in ("dead_units", "probe_accuracy")})
+            log.write_text("".join(json.dumps({k: v for k, v in r.items()
+                                               if k not in ("dead_units", "probe_accuracy", "analysis_time_s")})
                                    + "\n" for r in rows))
     old_trials = results.load_trials(old)
     assert old_trials["dead_units"].isna().all()

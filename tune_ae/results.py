@@ -26,7 +26,8 @@ from tune_ae.experiment import META_FILE, read_meta, recorded_grid
 METRIC_COLUMNS = ["epoch", "train_loss", "val_loss", "epoch_time_s", "images_per_s"]  # train.train_epoch's
 IDENTITY_COLUMNS = ["parameters", "device", "cuda_graphs", "threads", "node_id", "trial_started_at", "reported_at"]
 ANALYSIS_COLUMNS = ["dead_units", "probe_accuracy"]  # baselines.trial_analysis, in a trial's last report only
-EPOCH_COLUMNS = ["trial_id", *TRIAL_FIELDS, *METRIC_COLUMNS, *IDENTITY_COLUMNS, *ANALYSIS_COLUMNS]
+ANALYSIS_TIME = "analysis_time_s"  # and the seconds it took (absent in folders of an older tune_ae)
+EPOCH_COLUMNS = ["trial_id", *TRIAL_FIELDS, *METRIC_COLUMNS, *IDENTITY_COLUMNS, *ANALYSIS_COLUMNS, ANALYSIS_TIME]
 TABLES = ("epochs", "trials")
 EPOCHS_LOG = "tune_ae_epochs.jsonl"  # every result of a trial, appended by the driver (callbacks.EpochLog)
 STATUSES = ("done", "stopped early", "error", "interrupted", "not started")
@@ -182,7 +183,7 @@ def summarise_trials(epochs: pd.DataFrame, experiment_dir: str | Path | None = N
                 "started_at": t["trial_started_at"].min(),
                 "ended_at": t["reported_at"].max(),
                 "checkpoint": str(checkpoint) if checkpoint else None,
-                **{k: last[k] for k in ANALYSIS_COLUMNS},
+                **{k: last[k] for k in (*ANALYSIS_COLUMNS, ANALYSIS_TIME)},
             })
         row["status"] = trial_status(row["epochs_done"], row["epochs_planned"],
                                      tune_known.get(trial_dir.name, {}).get("status"), error)
@@ -199,7 +200,7 @@ def summarise_trials(epochs: pd.DataFrame, experiment_dir: str | Path | None = N
             rows.append({**config, "epochs_planned": config["epochs"], "epochs_done": 0, "status": "not started"})
     columns = ["trial_id", *TRIAL_FIELDS, "parameters", "epochs_planned", "epochs_done", "final_train_loss",
                "final_val_loss", "best_val_loss", "best_epoch", "train_time_s", "wall_time_s", "started_at", "ended_at",
-               "device", "node_id", *ANALYSIS_COLUMNS, "status", "error", "checkpoint", "trial_dir"]
+               "device", "node_id", *ANALYSIS_COLUMNS, ANALYSIS_TIME, "status", "error", "checkpoint", "trial_dir"]
     return pd.DataFrame(rows, columns=columns)
 
 

@@ -164,14 +164,14 @@ def baseline_columns(trials: pd.DataFrame, data: FashionMNIST) -> tuple[pd.DataF
         row = {"trial_id": trial["trial_id"], "pca_val_mse": pca[int(trial["hidden"])]}
         reported = {k: trial.get(k) for k in baselines.ANALYSIS}
         if all(pd.notna(v) for v in reported.values()):
-            row.update(reported)
+            row.update(reported, **{results.ANALYSIS_TIME: trial.get(results.ANALYSIS_TIME)})
         elif isinstance(trial["checkpoint"], str):
             train_x = train.to_device(data.train_images, CPU) if train_x is None else train_x
             row.update(baselines.trial_analysis(load_model(trial["checkpoint"]), train_x, data.train_labels, val_x,
                                                 data.test_labels))
         rows.append(row)
     reference = {k: refs[k] for k in ("mean_image_mse", "raw_pixel_probe_accuracy")}
-    return pd.DataFrame(rows, columns=["trial_id", "pca_val_mse", *baselines.ANALYSIS]), reference
+    return pd.DataFrame(rows, columns=["trial_id", "pca_val_mse", *baselines.ANALYSIS, results.ANALYSIS_TIME]), reference
 
 
 OUTCOME_COLUMNS = ["parameters", "epochs_done", "final_val_loss", "best_val_loss", "best_epoch", "wall_time_s",
