@@ -26,5 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     return command_main(rest, prog=f"tune-ae {command}")
 
 
+def cli() -> None:
+    """The `tune-ae` console script."""
+    from tune_ae.args import exit_now
+
+    exit_now(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    cli()

@@ -5,10 +5,27 @@ trial-field flags, derived from TrialConfig (one flag per field, each taking sev
 from __future__ import annotations
 
 import argparse
+import logging
+import os
+import sys
+from typing import NoReturn
 
 from tune_ae.config import TRIAL_FIELDS, field_choices, field_help, field_type
 
 OK, FAILED, USAGE_ERROR, INTERRUPTED = 0, 1, 2, 130  # 130: the shell's code for Ctrl-C
+
+
+def exit_now(code: int) -> NoReturn:
+    """End a command's process with `code`, skipping Python's teardown of its modules.
+
+    Everything a command writes is closed by the time it returns; what remains is the
+    interpreter unloading torch, Ray and matplotlib, which takes 0.5-0.9 s and does nothing a
+    finished command needs. Logs and the console are flushed first.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 class Parser(argparse.ArgumentParser):

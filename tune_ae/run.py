@@ -17,7 +17,7 @@ import traceback
 from pathlib import Path
 
 from tune_ae import experiment, storage
-from tune_ae.args import FAILED, INTERRUPTED, OK, USAGE_ERROR, Parser, add_trial_flags, flag
+from tune_ae.args import FAILED, INTERRUPTED, OK, USAGE_ERROR, Parser, add_trial_flags, exit_now, flag
 from tune_ae.config import RESUMABLE_SETTINGS, SCHEDULERS, ConfigError, SweepSettings
 from tune_ae.grids import GRIDS, Grid, resolve
 
@@ -237,4 +237,4 @@ def finish(args, settings: SweepSettings, data_dir: str | None, outcome) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

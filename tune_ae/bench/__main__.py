@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from tune_ae.args import OK, USAGE_ERROR, Parser
+from tune_ae.args import OK, USAGE_ERROR, Parser, exit_now
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m tune_ae.bench") -> int:
@@ -39,4 +39,4 @@ def main(argv: list[str] | None = None, prog: str = "python -m tune_ae.bench") -
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

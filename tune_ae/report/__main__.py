@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from tune_ae.args import FAILED, OK, USAGE_ERROR, Parser
+from tune_ae.args import FAILED, OK, USAGE_ERROR, Parser, exit_now
 from tune_ae.experiment import META_FILE
 
 
@@ -27,4 +27,4 @@ def main(argv: list[str] | None = None, prog: str = "python -m tune_ae.report") 
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())
