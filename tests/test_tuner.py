@@ -81,3 +81,19 @@ def test_trials_that_can_never_start_stop_the_sweep(ray_session, tmp_path):
     assert watchdog.fired and time.monotonic() - started < 60
     trials = results.load_trials(tmp_path / "store" / "stuck")
     assert trials["status"].tolist() == ["not started"]  # accounted for, from the recorded grid or Tune's state
+
+
+def test_progress_lines_keep_their_labels_in_one_column():
+    import io
+    from types import SimpleNamespace
+
+    from tune_ae.callbacks import Progress
+
+    grid = Grid({"hidden": (64, 512), "dropout": (0.0, 0.1), "lr": (3e-4, 1e-3)})
+    out = io.StringIO()
+    progress = Progress(grid.swept(), [c.to_dict() for c in grid.trial_configs()], out=out)
+    for config in (grid.trial_configs()[0], grid.trial_configs()[-1]):
+        progress.line(SimpleNamespace(config=config.to_dict()), "started")
+    short, long = out.getvalue().splitlines()
+    assert "h=512 dropout=0.1 lr=0.001" in long + short and "h=64 dropout=0.0 lr=0.0003" in long + short
+    assert short.index("started") == long.index("started")

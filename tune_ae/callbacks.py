@@ -54,8 +54,9 @@ class Progress(tune.Callback):
     goes to the experiment folder (sweep.py).
     """
 
-    def __init__(self, swept: list[str], n_trials: int, every_s: float = 10.0, out: TextIO = sys.stdout):
-        self.swept, self.n_trials, self.every_s, self.out = swept, n_trials, every_s, out
+    def __init__(self, swept: list[str], configs: list[dict], every_s: float = 10.0, out: TextIO = sys.stdout):
+        self.swept, self.n_trials, self.every_s, self.out = swept, len(configs), every_s, out
+        self.width = max((len(trial_label(c, swept)) for c in configs), default=0)  # labels line up in a column
         self.started = time.monotonic()
         self.last_line: dict[str, float] = {}
         self.begun: set[str] = set()
@@ -63,7 +64,7 @@ class Progress(tune.Callback):
 
     def line(self, trial: Trial, text: str) -> None:
         elapsed = time.monotonic() - self.started
-        print(f"{duration(elapsed):>7}  {trial_label(trial.config, self.swept):<24} {text}", file=self.out, flush=True)
+        print(f"{duration(elapsed):>7}  {trial_label(trial.config, self.swept):<{self.width}}  {text}", file=self.out, flush=True)
 
     def on_trial_start(self, iteration, trials, trial, **info):
         first = trial.trial_id not in self.begun

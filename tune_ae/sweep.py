@@ -212,7 +212,7 @@ def run(grid_name: str, grid: Grid, settings: SweepSettings, data: FashionMNIST,
         storage.push(settings.storage_path, settings.name, [experiment.META_FILE])
 
         watchdog = callbacks.PendingWatchdog(settings.pending_timeout_s)
-        hooks = [callbacks.Progress(grid.swept(), len(grid.trial_configs())), watchdog]
+        hooks = [callbacks.Progress(grid.swept(), [c.to_dict() for c in grid.trial_configs()]), watchdog]
         if restart:  # killed before Tune saved any state: nothing to continue, so start it over
             print(f"{settings.name} has no Tune state yet (stopped before its first save): starting it from the beginning")
             set_aside_orphans(folder)
