@@ -50,6 +50,11 @@ def test_loss_curve_panels_follow_the_grid(smoke_experiment):
     widest = seeds[(seeds["hidden"] == seeds["hidden"].max())].groupby("epoch")["val_loss"].mean()
     assert len(ax.get_lines()) == 4 and len(ax.collections) == 4
     assert any(list(line.get_ydata()) == pytest.approx(list(widest)) for line in ax.get_lines())
+    # A diverged trial (nan, inf) is drawn as far as it is finite and leaves the scale to the others.
+    diverged = epochs.assign(val_loss=epochs["val_loss"].where(epochs["epoch"] < 3, float("inf")))
+    diverged.loc[diverged["hidden"] == diverged["hidden"].min(), "train_loss"] = float("nan")
+    ax = report.loss_curves(diverged).axes[0]
+    assert 0 < ax.get_ylim()[0] < ax.get_ylim()[1] < 1
 
 
 def test_report_command_and_bad_folder(smoke_experiment, tmp_path):

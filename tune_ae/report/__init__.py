@@ -87,11 +87,13 @@ def loss_curves(epochs: pd.DataFrame) -> plt.Figure:
             ax.plot(curve.index, mean, style, color=colours[hidden])
             if sd.notna().any():
                 ax.fill_between(curve.index, mean - sd, mean + sd, color=colours[hidden], alpha=0.2, linewidth=0)
-    low, high = stats.xs("mean", axis=1, level=1).stack().agg(["min", "max"])
+    means = stats.xs("mean", axis=1, level=1).stack()
+    means = means[np.isfinite(means) & (means > 0)]  # a diverged trial (nan, inf) has no place on a log axis
     for (i, row), (j, column) in itertools.product(enumerate(rows), enumerate(columns)):
         ax = axes[i, j]
         ax.set_yscale("log")
-        ax.set_ylim(low / 1.1, high * 1.1)
+        if len(means):
+            ax.set_ylim(means.min() / 1.1, means.max() * 1.1)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         ax.label_outer()
         # An explicit y keeps matplotlib from placing each title by measuring the axes below it.
