@@ -94,3 +94,23 @@ def test_a_trial_in_a_reused_worker_does_not_depend_on_its_predecessor(ray_sessi
     alone = [[m["train_loss"], m["val_loss"]]
              for m in train.train(TrialConfig(hidden=8, dropout=0.1, epochs=3, batch_size=50), train_x, val_x)]
     assert got["after64"] == alone
+
+
+def test_resuming_a_sweep_from_before_a_field_existed_runs_it_at_the_default(ray_session, tmp_path):
+    """Tune restores each trial's config as it was saved; one written before weight_decay existed lacks it."""
+    from ray import tune
+
+    from tune_ae.callbacks import ApplyOnResume
+
+    data = load_fashion_mnist(write_dataset(tmp_path / "d"), expect_full=False)
+    grid = Grid({"hidden": (16,), "epochs": (2,), "batch_size": (50,)})
+    s = SweepSettings(storage_path=str(tmp_path / "store"), name="old", max_failures=0)
+    older = {k: v for k, v in tuner.param_space(grid).items() if k != "weight_decay"}
+    tune.Tuner(tuner.wrapped_trainable(grid, s, data, tuner.train_autoencoder), param_space=older,
+               run_config=tuner.run_config(s, [])).fit()
+    assert results.load_trials(tmp_path / "store" / "old")["status"].tolist() == ["error"]  # today's trainable refuses it
+
+    resources = tuner.trial_resources(grid, s)
+    tuner.restore_tuner(tmp_path / "store" / "old", grid, s, data, callbacks=[ApplyOnResume(resources, 0)]).fit()
+    trials = results.load_trials(tmp_path / "store" / "old")
+    assert trials["status"].tolist() == ["done"] and trials["weight_decay"].tolist() == [0.0]

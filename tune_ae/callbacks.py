@@ -14,7 +14,7 @@ from typing import TextIO
 from ray import tune
 from ray.tune.experiment import Trial
 
-from tune_ae.config import TRIAL_FIELDS
+from tune_ae.config import TRIAL_FIELDS, default
 from tune_ae.results import EPOCHS_LOG
 
 
@@ -124,7 +124,9 @@ class ApplyOnResume(tune.Callback):
     """A resumed sweep's new resources and retry limit, given to the trials Tune restored.
 
     Tune keeps each trial's resources and max_failures in its experiment state; Trial's
-    `update_resources` is the hook it offers for trials that are not running.
+    `update_resources` is the hook it offers for trials that are not running. Their configs
+    are restored as saved, too: one saved before a TrialConfig field existed gets the field's
+    default, which is what the run used then (the trainable refuses a config without it).
     """
 
     def __init__(self, resources: dict, max_failures: int):
@@ -139,3 +141,5 @@ class ApplyOnResume(tune.Callback):
             trial.max_failures = self.max_failures
             if trial.status in (Trial.PENDING, Trial.PAUSED):
                 trial.update_resources(dict(self.resources))
+                for name in TRIAL_FIELDS:
+                    trial.config.setdefault(name, default(name))
