@@ -212,7 +212,8 @@ def run(grid_name: str, grid: Grid, settings: SweepSettings, data: FashionMNIST,
         storage.push(settings.storage_path, settings.name, [experiment.META_FILE])
 
         watchdog = callbacks.PendingWatchdog(settings.pending_timeout_s)
-        hooks = [callbacks.Progress(grid.swept(), [c.to_dict() for c in grid.trial_configs()]), watchdog]
+        configs = [c.to_dict() for c in grid.trial_configs()]
+        hooks = [callbacks.Progress(grid.swept(), configs), watchdog]
         if restart:  # killed before Tune saved any state: nothing to continue, so start it over
             print(f"{settings.name} has no Tune state yet (stopped before its first save): starting it from the beginning")
             set_aside_orphans(folder)
@@ -221,7 +222,7 @@ def run(grid_name: str, grid: Grid, settings: SweepSettings, data: FashionMNIST,
             sweep = tuner.restore_tuner(uri, grid, settings, data, trainable, hooks)
         else:
             sweep = tuner.build_tuner(grid, settings, data, trainable, hooks)
-        print(f"{'resuming' if resuming and not restart else 'running'} {settings.name}: {len(grid.trial_configs())} "
+        print(f"{'resuming' if resuming and not restart else 'running'} {settings.name}: {len(configs)} "
               f"trial(s), {resources['cpu']:g} CPU and {resources['gpu']:g} GPU each; Tune's log: {folder / TUNE_LOG}",
               flush=True)
         # Tune's newer console output prints a configuration box even at verbose=0; the legacy

@@ -237,14 +237,19 @@ def save(state: TrainState, config: TrialConfig, path: str | Path) -> None:
     torch.save({"config": config.to_dict(), **state_dict(state)}, path)
 
 
+def read_checkpoint(path: str | Path, device: torch.device) -> tuple[dict, TrialConfig]:
+    """The saved dict, tensors on `device`, and its config (older checkpoints lack newer fields)."""
+    saved = torch.load(path, map_location=device, weights_only=True)
+    return saved, TrialConfig.from_dict(saved["config"], fill_defaults=True)
+
+
 def load_model(path: str | Path, device: torch.device) -> tuple[TrialConfig, Autoencoder]:
     """The trained model of a run saved by `save`, in eval mode, without its optimizer and streams.
 
     For reading results: building an optimizer costs more than the model (the first one in a
     process imports torch._dynamo, about a second).
     """
-    saved = torch.load(path, map_location=device, weights_only=True)
-    config = TrialConfig.from_dict(saved["config"], fill_defaults=True)
+    saved, config = read_checkpoint(path, device)
     with torch.device("meta"):  # no initialisation to draw (nor global RNG to disturb): the weights come next
         model = Autoencoder(config.hidden, config.dropout, config.output_activation)
     model.load_state_dict(saved["model"], assign=True)
@@ -253,8 +258,7 @@ def load_model(path: str | Path, device: torch.device) -> tuple[TrialConfig, Aut
 
 def load(path: str | Path, device: torch.device, cuda_graphs: bool = False) -> tuple[TrialConfig, TrainState]:
     """Rebuild a run saved by `save` on `device`, whichever device wrote it."""
-    saved = torch.load(path, map_location=device, weights_only=True)
-    config = TrialConfig.from_dict(saved["config"], fill_defaults=True)  # older checkpoints lack newer fields
+    saved, config = read_checkpoint(path, device)
     state = init_state(config, device, cuda_graphs)
     # Generator states are byte tensors that set_state wants on the CPU, whatever map_location did.
     for key in ("shuffle", "dropout", "rng_state", "cuda_rng_state"):

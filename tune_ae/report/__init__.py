@@ -164,9 +164,8 @@ def baseline_columns(trials: pd.DataFrame, data: FashionMNIST) -> tuple[pd.DataF
     rows = []
     for _, trial in trials.dropna(subset=["trial_id"]).iterrows():
         row = {"trial_id": trial["trial_id"], "pca_val_mse": pca[int(trial["hidden"])]}
-        reported = {k: trial.get(k) for k in baselines.ANALYSIS}
-        if all(pd.notna(v) for v in reported.values()):
-            row.update(reported, **{results.ANALYSIS_TIME: trial.get(results.ANALYSIS_TIME)})
+        if all(pd.notna(trial.get(k)) for k in baselines.ANALYSIS):
+            row.update({k: trial.get(k) for k in (*baselines.ANALYSIS, results.ANALYSIS_TIME)})
         elif isinstance(trial["checkpoint"], str):
             train_x = train.to_device(data.train_images, CPU) if train_x is None else train_x
             row.update(baselines.trial_analysis(load_model(trial["checkpoint"]), train_x, data.train_labels, val_x,
