@@ -24,6 +24,7 @@ def fake_trial(folder, trial_id, hidden, epochs_reported, planned=3, error=False
         (trial_dir / "error.txt").write_text("Failure # 1\nTraceback ...\n\nboom\n")
     for c in checkpoints:
         (trial_dir / f"checkpoint_{c:06d}").mkdir()
+        (trial_dir / f"checkpoint_{c:06d}" / "state.pt").write_bytes(b"")  # latest_checkpoint wants one
     return trial_dir
 
 

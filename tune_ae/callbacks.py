@@ -60,6 +60,7 @@ class Progress(tune.Callback):
         self.started = time.monotonic()
         self.last_line: dict[str, float] = {}
         self.begun: set[str] = set()
+        self.retrying: set[str] = set()  # trials whose next start is a retry after a failure
         self.first_epoch: dict[str, tuple[int, float]] = {}  # trial -> (epoch, time) of its first result here
 
     def line(self, trial: Trial, text: str) -> None:
@@ -73,6 +74,15 @@ class Progress(tune.Callback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         epoch, total, now = result["epoch"], trial.config["epochs"], time.monotonic()
+        if result.get("set_aside"):  # the first result of a start that found unreadable checkpoints
+            self.line(trial, f"warning: unreadable checkpoint(s) set aside: {result['set_aside']}")
+        resumed = result.get("resumed_from_epoch")
+        if resumed is not None:
+            retry = trial.trial_id in self.retrying
+            self.retrying.discard(trial.trial_id)
+            if resumed or retry or result.get("set_aside"):
+                self.line(trial, f"continues from its checkpoint at epoch {resumed}" if resumed
+                          else "starts again from epoch 1 (no checkpoint of it loads)")
         first_epoch, first_time = self.first_epoch.setdefault(trial.trial_id, (epoch, now))
         if epoch not in (1, total) and now - self.last_line.get(trial.trial_id, 0.0) < self.every_s:
             return
@@ -89,7 +99,10 @@ class Progress(tune.Callback):
         self.line(trial, f"{what}  val_loss {result.get('val_loss', float('nan')):.5g}")
 
     def on_trial_recover(self, iteration, trials, trial, **info):
-        self.line(trial, f"failed, retrying from its latest checkpoint (failure {trial.run_metadata.num_failures})")
+        # Where it continues is said by its first result: the trial picks its newest checkpoint
+        # that loads (trainable.resume_point), or starts again when there is none.
+        self.retrying.add(trial.trial_id)
+        self.line(trial, f"failed, retrying (failure {trial.run_metadata.num_failures})")
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self.line(trial, f"ERROR after {trial.run_metadata.num_failures} failure(s); see {trial.path}/error.txt")

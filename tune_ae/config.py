@@ -151,6 +151,10 @@ class SweepSettings:
             raise ConfigError(f"pending-timeout must be a finite number of seconds > 0, got {self.pending_timeout_s!r}")
         if not self.name or "/" in self.name or self.name.startswith(".") or self.name != self.name.strip():
             raise ConfigError(f"name must be a plain folder name (no '/', not starting with '.'), got {self.name!r}")
+        if len(self.name.encode()) > 200:  # folder names end at 255 bytes; suffixes and temp names need room
+            raise ConfigError(f"name must be at most 200 bytes, got {len(self.name.encode())}; pass a shorter --name")
+        if "\0" in self.name:
+            raise ConfigError("name must not contain a NUL character")
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "SweepSettings":

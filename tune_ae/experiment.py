@@ -14,8 +14,9 @@ import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
+from typing import Callable
 
-from tune_ae.config import SweepSettings
+from tune_ae.config import ConfigError, SweepSettings
 from tune_ae.grids import Grid
 
 META_FILE = "tune_ae.json"
@@ -81,16 +82,36 @@ def add_to_last_run(folder: Path, values: dict) -> None:
 
 
 def _write(folder: Path, meta: dict) -> Path:
-    # Write to a temporary file and rename: a crash mid-write never leaves a broken record.
     path = folder / META_FILE
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(meta, indent=2, default=str) + "\n")
-    tmp.replace(path)
+    write_text_whole(path, json.dumps(meta, indent=2, default=str) + "\n")
     return path
 
 
+def write_whole(path: Path, write: Callable[[Path], object]) -> None:
+    """`write(tmp)` into a temporary file beside `path`, then rename: a reader sees the old file
+    or the new one, never a part (a kill or a full disk mid-write leaves the old one whole)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text_whole(path: Path, text: str) -> None:
+    write_whole(path, lambda tmp: tmp.write_text(text))
+
+
 def read_meta(folder: str | Path) -> dict:
-    return json.loads((Path(folder) / META_FILE).read_text())
+    path = Path(folder) / META_FILE
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError) as err:  # empty, cut short, not JSON, unreadable
+        reason = err.strerror if isinstance(err, OSError) else f"not valid JSON: {err}"
+        raise ConfigError(f"{path} cannot be read ({reason}); it is not a usable tune_ae record") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("runs"), list):
+        raise ConfigError(f"{path} is not a tune_ae record (no list of runs)")
+    return meta
 
 
 def recorded_grid(meta: dict) -> Grid:
@@ -108,4 +129,5 @@ def latest_experiment(storage_path: str) -> Path | None:
 
 
 def default_name(grid_name: str) -> str:
+    """GRID-DATE-TIME; run.claim adds -2, -3, ... when another sweep took it in the same second."""
     return f"{grid_name}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"

@@ -9,19 +9,26 @@ after the cluster is gone.
   scheduler), error (with its message), interrupted, or not started.
 
 A trial restored from a checkpoint re-reports the epochs after that checkpoint; the last
-report of an epoch wins, so every trial has each epoch exactly once.
+report of an epoch wins, so every trial has each epoch exactly once. Epochs that reached a
+checkpoint but not the driver's log (a driver killed between the two) come from the
+checkpoint's own copy of the rows.
+
+Saved tables hold paths relative to the experiment folder, so a folder can move or be copied;
+`load_table` gives them back absolute, under the folder it was asked for.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import warnings
 from pathlib import Path
 
 import pandas as pd
 
 from tune_ae.config import TRIAL_FIELDS, default
-from tune_ae.experiment import META_FILE, read_meta, recorded_grid
+from tune_ae.experiment import META_FILE, read_meta, recorded_grid, write_whole
 
 METRIC_COLUMNS = ["epoch", "train_loss", "val_loss", "epoch_time_s", "images_per_s"]  # train.train_epoch's
 IDENTITY_COLUMNS = ["parameters", "device", "cuda_graphs", "threads", "node_id", "trial_started_at", "reported_at"]
@@ -30,6 +37,10 @@ ANALYSIS_TIME = "analysis_time_s"  # and the seconds it took (absent in folders 
 EPOCH_COLUMNS = ["trial_id", *TRIAL_FIELDS, *METRIC_COLUMNS, *IDENTITY_COLUMNS, *ANALYSIS_COLUMNS, ANALYSIS_TIME]
 TABLES = ("epochs", "trials")
 EPOCHS_LOG = "tune_ae_epochs.jsonl"  # every result of a trial, appended by the driver (callbacks.EpochLog)
+HISTORY_FILE = "history.jsonl"  # in each checkpoint: the trial's reported rows up to it (trainable.py)
+STATE_FILE = "state.pt"  # train.STATE_FILE, named here too so that reading tables needs no torch
+SET_ASIDE_SUFFIX = ".unreadable"  # a checkpoint's state.pt that did not load, renamed by the trial
+PATH_COLUMNS = ("trial_dir", "checkpoint")  # stored relative to the experiment folder
 STATUSES = ("done", "stopped early", "error", "interrupted", "not started")
 FINISHED = ("done", "stopped early")  # what a sweep that ended well leaves
 
@@ -39,26 +50,51 @@ def trial_dirs(experiment_dir: str | Path) -> list[Path]:
     return sorted(p.parent for p in Path(experiment_dir).glob("*/params.json"))
 
 
+def json_lines(path: Path) -> list[dict]:
+    rows = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:  # a line cut short by a killed process or a full disk
+            continue
+    return rows
+
+
+def checkpoint_history(checkpoint: Path) -> list[dict]:
+    path = checkpoint / HISTORY_FILE
+    try:
+        return json_lines(path) if path.is_file() else []
+    except OSError:
+        return []
+
+
+def checkpoint_epoch(checkpoint: Path) -> int:
+    """The epoch a checkpoint holds, from its rows (-1: written by an older tune_ae, unknown)."""
+    history = checkpoint_history(checkpoint)
+    return int(history[-1].get("epoch", -1)) if history else -1
+
+
 def latest_checkpoint(trial_dir: Path) -> Path | None:
-    checkpoints = sorted(trial_dir.glob("checkpoint_*"), key=lambda p: int(p.name.split("_")[-1]))
-    return checkpoints[-1] if checkpoints else None
+    """The checkpoint with the highest epoch that still has its state.pt (ties: highest index).
+
+    Not simply the highest index: Tune numbers checkpoints from its saved state, which a
+    killed driver leaves older than the trial folder.
+    """
+    checkpoints = [p for p in trial_dir.glob("checkpoint_*") if (p / STATE_FILE).is_file()]
+    key = lambda p: (checkpoint_epoch(p), int(p.name.split("_")[-1]))  # noqa: E731
+    return max(checkpoints, key=key) if checkpoints else None
 
 
 def read_reports(trial_dir: Path) -> list[dict]:
-    """The trial's results in the order reported: from tune_ae's own log, else (folders of an
-    older tune_ae) Tune's result.json, which a restarted trial can lose epochs from."""
+    """The trial's results in the order reported: the rows its newest checkpoint carries, then
+    tune_ae's own log (folders of an older tune_ae: Tune's result.json, which a restarted trial
+    can lose epochs from). Later rows of an epoch supersede earlier ones."""
     path = trial_dir / EPOCHS_LOG
     if not path.is_file():
         path = trial_dir / "result.json"
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:  # a line cut short by a killed process
-            continue
-    return rows
+    latest = latest_checkpoint(trial_dir)
+    rows = checkpoint_history(latest) if latest else []
+    return rows + (json_lines(path) if path.is_file() else [])
 
 
 def tune_trials(experiment_dir: str | Path) -> dict[str, dict]:
@@ -90,6 +126,7 @@ def error_message(trial_dir: Path) -> str | None:
 
 
 def load_epochs(experiment_dir: str | Path) -> pd.DataFrame:
+    experiment_dir = Path(experiment_dir).expanduser().resolve()
     frames = []
     for trial_dir in trial_dirs(experiment_dir):
         reports = read_reports(trial_dir)
@@ -106,7 +143,8 @@ def load_epochs(experiment_dir: str | Path) -> pd.DataFrame:
     for name in EPOCH_COLUMNS:
         if name not in epochs:
             epochs[name] = None
-    epochs = epochs.drop_duplicates(["trial_id", "epoch"], keep="last")
+    # By folder, not trial id: a trial continued by a new Tuner (its saved state lost) has a new id.
+    epochs = epochs.drop_duplicates(["trial_dir", "epoch"], keep="last")
     return epochs[EPOCH_COLUMNS + ["trial_dir"]].sort_values([*TRIAL_FIELDS, "epoch"]).reset_index(drop=True)
 
 
@@ -148,6 +186,7 @@ def config_from_files(trial_dir: Path, tune_record: dict, expected: list[dict]) 
 def summarise_trials(epochs: pd.DataFrame, experiment_dir: str | Path | None = None) -> pd.DataFrame:
     """One row per trial: from its epochs, Tune's status and error.txt; with `experiment_dir`,
     also a row for every trial of the recorded grid that never got a folder."""
+    experiment_dir = Path(experiment_dir).expanduser().resolve() if experiment_dir else None
     tune_known = tune_trials(experiment_dir) if experiment_dir else {}
     has_meta = bool(experiment_dir) and (Path(experiment_dir) / META_FILE).is_file()
     expected = [c.to_dict() for c in recorded_grid(read_meta(experiment_dir)).trial_configs()] if has_meta else []
@@ -215,18 +254,50 @@ def save_tables(experiment_dir: str | Path) -> dict[str, Path]:
     tables = {"epochs": epochs, "trials": summarise_trials(epochs, experiment_dir)}
     paths = {}
     for name, table in tables.items():
+        table = relative_paths(table, experiment_dir)
         for suffix in ("parquet", "csv"):
             path = experiment_dir / f"{name}.{suffix}"
-            getattr(table, f"to_{suffix}")(path, index=False)
+            write_whole(path, lambda tmp: getattr(table, f"to_{suffix}")(tmp, index=False))
             paths[f"{name}.{suffix}"] = path
     return paths
 
 
+def relative_paths(table: pd.DataFrame, experiment_dir: Path) -> pd.DataFrame:
+    table = table.copy()
+    for column in PATH_COLUMNS:
+        if column in table:
+            table[column] = table[column].map(lambda p: os.path.relpath(p, experiment_dir) if isinstance(p, str) else p)
+    return table
+
+
+def absolute_paths(table: pd.DataFrame, experiment_dir: Path) -> pd.DataFrame:
+    """Paths of a saved table under the folder it was read from (relative ones as saved today;
+    absolute ones from an older tune_ae re-rooted by their part below the experiment's name)."""
+    def place(p):
+        if not isinstance(p, str):
+            return p
+        path = Path(p)
+        if path.is_absolute():  # an older table: keep the part inside the experiment folder
+            parts = path.parts
+            path = Path(*parts[parts.index(experiment_dir.name) + 1:]) if experiment_dir.name in parts else path
+        return str(experiment_dir / path)
+
+    for column in PATH_COLUMNS:
+        if column in table:
+            table[column] = table[column].map(place)
+    return table
+
+
 def load_table(experiment_dir: str | Path, name: str) -> pd.DataFrame:
-    """A saved table (`epochs` or `trials`); rebuilt from the trial files if not saved yet."""
+    """A saved table (`epochs` or `trials`); rebuilt from the trial files if not saved yet, or if
+    the saved file cannot be read (cut short by a kill or a full disk)."""
     if name not in TABLES:
         raise ValueError(f"table must be one of {', '.join(TABLES)}, got {name!r}")
-    path = Path(experiment_dir) / f"{name}.parquet"
+    experiment_dir = Path(experiment_dir).expanduser().resolve()
+    path = experiment_dir / f"{name}.parquet"
     if path.is_file():
-        return pd.read_parquet(path)
+        try:
+            return absolute_paths(pd.read_parquet(path), experiment_dir)
+        except Exception as err:  # pyarrow's errors for a damaged file are many and not OSError alone
+            warnings.warn(f"{path} is unreadable ({type(err).__name__}); rebuilt from the trial folders", stacklevel=2)
     return load_epochs(experiment_dir) if name == "epochs" else load_trials(experiment_dir)

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import os
+import shlex
+import shutil
 import sys
 import time
 import traceback
 from pathlib import Path
 
-from tune_ae import experiment, storage
-from tune_ae.args import FAILED, INTERRUPTED, OK, USAGE_ERROR, Parser, add_trial_flags, exit_now, flag
+from tune_ae import experiment, lock, signals, storage
+from tune_ae.args import FAILED, OK, USAGE_ERROR, Parser, add_trial_flags, exit_now, flag
 from tune_ae.config import RESUMABLE_SETTINGS, SCHEDULERS, ConfigError, SweepSettings
 from tune_ae.grids import GRIDS, Grid, resolve
 
@@ -79,6 +82,15 @@ def settings_value(name: str, value):
     return None if name == "gpus_per_trial" and value == "auto" else value
 
 
+def check_address(address: str | None) -> None:
+    """HOST:PORT (optionally ray://) or auto; said before anything slow is imported."""
+    if not address or address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"--address {address!r} is not HOST:PORT (e.g. 10.0.0.5:6379) or 'auto'")
+
+
 def check_name(name: str) -> None:
     SweepSettings(storage_path="/", name=name)  # the name rules live with the settings
 
@@ -98,23 +110,29 @@ def plan_resume(args, storage_path: str) -> tuple[str, Grid, SweepSettings, str 
         where = storage.experiment_uri(storage_path, args.name) if args.name else storage_path
         raise ConfigError(f"nothing to resume: no tune_ae experiment at {where}; check --storage-path and --name")
     meta = experiment.read_meta(folder)
-    recorded = experiment.recorded_settings(meta, storage_path, folder.name)
+    try:
+        recorded = experiment.recorded_settings(meta, storage_path, folder.name)
+        grid, grid_name, data_folder = experiment.recorded_grid(meta), meta["grid_name"], meta["data"]["folder"]
+    except (KeyError, TypeError, AttributeError) as err:
+        raise ConfigError(f"{folder / experiment.META_FILE} lacks what a resume needs ({type(err).__name__}: {err}); "
+                          "it is not a complete tune_ae record") from None
     given = given_settings(args)
     if "scheduler" in given and given["scheduler"] != recorded.scheduler:
         raise ConfigError(f"--scheduler cannot change on --resume (the sweep runs {recorded.scheduler}); drop it")
     new = {k: settings_value(k, v) for k, v in given.items() if k != "scheduler"}
     settings = dataclasses.replace(recorded, **new)
     changed = {k: [getattr(recorded, k), v] for k, v in new.items() if getattr(recorded, k) != v}
-    return meta["grid_name"], experiment.recorded_grid(meta), settings, args.data_dir or meta["data"]["folder"], changed
+    return grid_name, grid, settings, args.data_dir or data_folder, changed
 
 
 def plan(args) -> tuple[str, Grid, SweepSettings, str | None, dict]:
     """Everything the sweep needs, validated: grid name, grid, settings, data dir, settings changed on resume."""
-    storage_path = storage.check_storage(args.storage_path or str(storage.DEFAULT_STORAGE))
+    check_address(args.address or os.environ.get("RAY_ADDRESS"))
     if args.resume:
-        return plan_resume(args, storage_path)
+        return plan_resume(args, storage.check_storage(args.storage_path or str(storage.DEFAULT_STORAGE)))
     grid_name = args.grid or "paper"
     grid = resolve(grid_name, {f: getattr(args, f) for f in args.trial_flags}, seeds=args.seeds, subset=args.subset)
+    storage_path = storage.check_storage(args.storage_path or str(storage.DEFAULT_STORAGE))
     name = args.name if args.name is not None else experiment.default_name(grid_name)
     settings = SweepSettings(storage_path=storage_path, name=name,
                              **{k: settings_value(k, v) for k, v in given_settings(args).items()})
@@ -125,7 +143,20 @@ def plan(args) -> tuple[str, Grid, SweepSettings, str | None, dict]:
 
 
 def resume_command(settings: SweepSettings) -> str:
-    return f"python -m tune_ae.run --resume --name {settings.name} --storage-path {settings.storage_path}"
+    """The command that continues this sweep, quoted for a POSIX shell."""
+    return shlex.join(["python", "-m", "tune_ae.run", "--resume", "--name", settings.name,
+                       "--storage-path", settings.storage_path])
+
+
+def resumable(settings: SweepSettings) -> bool:
+    """Whether --resume would find this experiment: its record is written before any trial starts."""
+    return (storage.local_folder(settings.storage_path, settings.name) / experiment.META_FILE).is_file()
+
+
+def how_to_continue(settings: SweepSettings) -> str:
+    if resumable(settings):
+        return f"continue with:\n  {resume_command(settings)}"
+    return "nothing was saved yet; run the same command again"
 
 
 def print_summary(trials, folder: Path, paths: dict) -> None:
@@ -143,28 +174,83 @@ def print_summary(trials, folder: Path, paths: dict) -> None:
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m tune_ae.run") -> int:
+    signals.install()  # SIGTERM and SIGHUP are interruptions too, from the first second
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser(prog).parse_args(argv)
+    settings = None
     try:
         grid_name, grid, settings, data_dir, changed = plan(args)
+        data = load_data(data_dir, grid.subset)
+        settings, created = claim(settings, default_name=args.name is None and not args.resume, resuming=args.resume)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return USAGE_ERROR
-    try:
-        return sweep_and_report(args, argv, grid_name, grid, settings, data_dir, changed)
     except KeyboardInterrupt:
-        print(f"\ninterrupted; continue with:\n  {resume_command(settings)}", file=sys.stderr)
-        return INTERRUPTED
+        print(f"\ninterrupted ({signals.name()}) before the sweep started", file=sys.stderr)
+        return signals.exit_code()
+    folder = storage.local_folder(settings.storage_path, settings.name)
+    try:
+        return sweep_and_report(args, argv, grid_name, grid, settings, data, data_dir, changed)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted ({signals.name()}); {how_to_continue(settings)}", file=sys.stderr)
+        return signals.exit_code()
+    finally:
+        with signals.held():
+            if created and not (folder / experiment.META_FILE).exists():
+                shutil.rmtree(folder, ignore_errors=True)  # refused or stopped before its record: leave nothing
+            lock.release(folder)
 
 
-def sweep_and_report(args, argv, grid_name, grid, settings, data_dir, changed) -> int:
+def load_data(data_dir: str | None, subset: int | None):
     from tune_ae.data import DataError, load_fashion_mnist  # torch loads after the flag checks
 
     try:
-        data = load_fashion_mnist(data_dir, subset=grid.subset)
+        return load_fashion_mnist(data_dir, subset=subset)
     except DataError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return USAGE_ERROR
+        raise ConfigError(str(err)) from None
+
+
+def claim(settings: SweepSettings, default_name: bool, resuming: bool) -> tuple[SweepSettings, bool]:
+    """Lock the experiment's folder before anything is written; returns the settings (a default
+    name taken in the same second by another sweep gets a suffix) and whether the folder is new."""
+    for attempt in range(1, 1000):
+        name = settings.name if attempt == 1 else f"{settings.name}-{attempt}"
+        folder = storage.local_folder(settings.storage_path, name)
+        try:
+            folder.mkdir(parents=True)  # atomic: of two sweeps, one creates it
+            created = True
+        except FileExistsError:
+            created = False
+            if default_name:
+                continue
+        except OSError as err:
+            raise ConfigError(f"cannot create {folder} ({err.strerror}); pass --storage-path DIR with a folder "
+                              "you can write") from None
+        lock.acquire(folder)
+        if not (resuming or created or storage.is_uri(settings.storage_path)) \
+                and any(p.name != lock.LOCK_FILE for p in folder.iterdir()):
+            lock.release(folder)
+            raise ConfigError(f"experiment {name} already exists in {settings.storage_path}; "
+                              "pass --resume to continue it or a new --name")
+        return dataclasses.replace(settings, name=name), created
+    raise ConfigError(f"no free name for {settings.name} in {settings.storage_path}; pass --name")
+
+
+WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EFBIG}
+
+
+def write_error(err: BaseException) -> OSError | None:
+    """The failed write behind `err` (Ray and Tune wrap it in their own errors), if it is one."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError) and err.errno in WRITE_ERRORS:
+            return err
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def sweep_and_report(args, argv, grid_name, grid, settings, data, data_dir, changed) -> int:
     os.environ.setdefault("MPLBACKEND", "Agg")  # figures go to files; no display needed
     from tune_ae import sweep  # ray loads after the data checks
 
@@ -178,21 +264,36 @@ def sweep_and_report(args, argv, grid_name, grid, settings, data_dir, changed) -
     except ConfigError as err:  # found once Ray is up: resources, cluster, storage not shared
         print(f"error: {err}", file=sys.stderr)
         return USAGE_ERROR
-    except Exception as err:  # a bug or a Ray failure: one line here, the traceback in the folder
-        return driver_error(err, folder, f"the sweep failed; continue with: {resume_command(settings)}")
+    except Exception as err:  # a full disk, a bug or a Ray failure: one line here, the traceback in the folder
+        if signals.received:  # a second signal cut Tune's stop short: still an interruption
+            raise signals.Interrupted(signals.received[0]) from err
+        return driver_error(err, folder, f"the sweep failed; {how_to_continue(settings)}")
     try:
         return finish(args, settings, data_dir, outcome)
     except Exception as err:
         return driver_error(err, outcome.folder, "the sweep ran, but its tables or report failed; rebuild them with "
-                                                 f"python -m tune_ae.report {outcome.folder}")
+                                                 f"{shlex.join(['python', '-m', 'tune_ae.report', str(outcome.folder)])}")
 
 
 def driver_error(err: Exception, folder: Path, what: str) -> int:
-    """An unexpected error: one line on the console, the traceback in the experiment folder."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / DRIVER_ERROR_FILE).write_text(traceback.format_exc())
+    """An unexpected error: one line on the console, the traceback in the experiment folder.
+
+    A failed write (a full disk) is not a bug: the line names the path and the error.
+    """
+    failed = write_error(err)
+    if failed is not None:
+        where = failed.filename or folder
+        print(f"error: cannot write {where}: {failed.strerror}; free space (or fix the storage) and {what.split('; ', 1)[-1]}",
+              file=sys.stderr)
+        return FAILED
+    path = folder / DRIVER_ERROR_FILE
+    try:
+        experiment.write_text_whole(path, traceback.format_exc())
+        saved = f"traceback in {path}"
+    except OSError as write_err:
+        saved = f"its traceback could not be saved: {write_err.strerror}"
     message = str(err).splitlines()[0] if str(err) else ""
-    print(f"error: {type(err).__name__}: {message}; {what} (traceback in {folder / DRIVER_ERROR_FILE})", file=sys.stderr)
+    print(f"error: {type(err).__name__}: {message}; {what} ({saved})", file=sys.stderr)
     return FAILED
 
 
@@ -201,20 +302,21 @@ def finish(args, settings: SweepSettings, data_dir: str | None, outcome) -> int:
     from tune_ae import results
     timings = dict(outcome.timings)
     clock = time.perf_counter()
-    paths = results.save_tables(outcome.folder)
+    with signals.held():  # a few seconds at most: the tables are what a resume and the report read
+        paths = results.save_tables(outcome.folder)
     trials = results.load_table(outcome.folder, "trials")
     timings["tables_s"] = time.perf_counter() - clock
     print_summary(trials, outcome.folder, paths)
     unfinished = trials["status"].isin(["interrupted", "not started"])
     if outcome.pending_timeout:
         print(f"error: trials waited over {settings.pending_timeout_s:g} s with none running (resources never free); "
-              f"give them less with --cpus-per-trial/--gpus-per-trial and continue with:\n  {resume_command(settings)}",
+              f"give them less with --cpus-per-trial/--gpus-per-trial and {how_to_continue(settings)}",
               file=sys.stderr)
         status = FAILED
-    elif unfinished.any():
-        print(f"interrupted: {unfinished.sum()} trial(s) unfinished; continue with:\n  {resume_command(settings)}",
+    elif unfinished.any() or signals.received:
+        print(f"interrupted ({signals.name()}): {unfinished.sum()} trial(s) unfinished; {how_to_continue(settings)}",
               file=sys.stderr)
-        return INTERRUPTED
+        return signals.exit_code()
     else:
         status = OK if trials["status"].isin(results.FINISHED).all() else FAILED
     if status == FAILED and (trials["status"] == "error").any():

@@ -34,14 +34,23 @@ def check_storage(path: str) -> str:
             raise ConfigError(f"storage path {path} cannot be opened ({err}); check the URI and your credentials") from None
         return path.rstrip("/")
     folder = Path(path).expanduser().resolve()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as err:
+    # Checked without creating anything: a command refused later leaves no folder behind.
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    problem = None
+    if not existing.is_dir():
+        problem = f"{existing} is not a folder"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        problem = f"{existing} is not writable"
+    elif existing == folder:
+        try:
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as err:
+            problem = err.strerror or str(err)
+    if problem:
         raise ConfigError(
-            f"storage path {folder} is not writable ({err.strerror or err}); pass --storage-path DIR with a folder you can write"
-        ) from None
+            f"storage path {folder} is not writable ({problem}); pass --storage-path DIR with a folder you can write"
+        )
     return str(folder)
 
 

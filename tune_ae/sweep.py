@@ -5,6 +5,7 @@ ConfigError with one line to say so.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -22,14 +23,15 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 import tune_ae
-from tune_ae import callbacks, experiment, storage, tuner
-from tune_ae.config import ConfigError, SweepSettings
+from tune_ae import callbacks, experiment, signals, storage, tuner
+from tune_ae.config import ConfigError, SweepSettings, TrialConfig
 from tune_ae.data import FashionMNIST
 from tune_ae.grids import Grid
 from tune_ae.trainable import train_autoencoder
 
 CONNECT_TIMEOUT_S = 30  # an unreachable --address answers within this
 TUNE_LOG = "tune.log"  # Tune's and Ray's driver log, inside the experiment folder
+TOKEN_PREFIX = "tune_ae-token-"  # the embedded Ray's private token folder: <tmp>/tune_ae-token-<pid>-<random>
 
 
 @dataclass
@@ -78,12 +80,28 @@ def private_token() -> Path | None:
     """
     if os.environ.get("RAY_AUTH_MODE") == "disabled" or {"RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"} & set(os.environ):
         return None
-    folder = Path(tempfile.mkdtemp(prefix="tune_ae-token-"))  # mode 700, an unpredictable name
+    remove_stale_tokens()
+    # Mode 700, an unpredictable name that starts with our pid (so a later run knows when it is stale).
+    folder = Path(tempfile.mkdtemp(prefix=f"{TOKEN_PREFIX}{os.getpid()}-"))
     token = folder / "token"
     with open(os.open(token, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
         f.write(secrets.token_hex(32))
     os.environ["RAY_AUTH_TOKEN_PATH"] = str(token)
     return folder
+
+
+def remove_stale_tokens() -> None:
+    """Token folders of earlier runs that ended without removing theirs (SIGKILL): their pid is gone."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{TOKEN_PREFIX}*-*"):
+        pid = folder.name[len(TOKEN_PREFIX):].split("-", 1)[0]
+        try:
+            if not pid.isdigit() or folder.stat().st_uid != os.getuid():
+                continue
+            os.kill(int(pid), 0)  # raises if no such process
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except OSError:  # alive under another user, or gone already
+            continue
 
 
 def shipped_code() -> dict:
@@ -98,12 +116,14 @@ def start_ray(address: str | None) -> None:
     # Trials print nothing useful to the console: their errors land in error.txt and Progress says so.
     if not address:
         ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+        signals.install()  # Ray's core installed its own SIGTERM handler
         return
     check_reachable(address)
     try:
         with deadline(CONNECT_TIMEOUT_S, f"the Ray cluster at {address} did not answer within {CONNECT_TIMEOUT_S} s; "
                                          "check that it runs Ray 2.60.0 and that its token is set (RAY_AUTH_TOKEN)"):
             ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING, runtime_env=shipped_code())
+        signals.install()
     except ConnectionError as err:
         raise ConfigError(f"cannot join the Ray cluster at {address}: {str(err).splitlines()[0]}; "
                           "start one with `ray start --head` or drop --address to run on this machine") from None
@@ -163,9 +183,17 @@ def check_shared_storage(storage_path: str) -> None:
         )
 
 
+class QuietFileHandler(logging.FileHandler):
+    """A log line that cannot be written (a full disk) is dropped: the failure that matters is
+    reported once, by the command; logging's default prints a traceback per line to stderr."""
+
+    def handleError(self, record):
+        pass
+
+
 def log_to_folder(folder: Path) -> None:
     """Ray's and Tune's driver messages go to the experiment's tune.log, not the console."""
-    handler = logging.FileHandler(folder / TUNE_LOG)
+    handler = QuietFileHandler(folder / TUNE_LOG)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     for name in ("ray", __name__):
         logger = logging.getLogger(name)
@@ -177,34 +205,56 @@ def log_to_folder(folder: Path) -> None:
         logging.getLogger(name).handlers = []
 
 
-def set_aside_orphans(folder: Path) -> None:
-    """Trial folders of a start that was killed before Tune saved its state: kept, moved out of the way."""
-    orphans = [p.parent for p in folder.glob("*/params.json")]
-    if orphans:
+def adopt_trial_folders(folder: Path, grid: Grid) -> None:
+    """Before a fresh Tuner continues an experiment whose Tune state is gone: trial folders under
+    another name (Tune's default, from an older tune_ae) are renamed to the name this Tuner gives
+    the same config, so that their checkpoints are found; folders of no trial of the grid are
+    kept, moved out of the way."""
+    expected = {tuner.folder_name(c.to_dict()) for c in grid.trial_configs()}
+    strays = []
+    for params in folder.glob("*/params.json"):
+        trial_dir = params.parent
+        if trial_dir.name in expected:
+            continue
+        try:
+            config = TrialConfig.from_dict(json.loads(params.read_text()), fill_defaults=True).to_dict()
+            target = folder / tuner.folder_name(config)
+        except (OSError, ValueError, TypeError):  # ConfigError is a ValueError
+            target = None
+        if target is not None and target.name in expected and not target.exists():
+            trial_dir.rename(target)
+        else:
+            strays.append(trial_dir)
+    if strays:
         aside = folder / f".abandoned-{time.strftime('%Y%m%d-%H%M%S')}"
-        aside.mkdir()
-        for trial_dir in orphans:
+        aside.mkdir(exist_ok=True)
+        for trial_dir in strays:
             shutil.move(str(trial_dir), aside / trial_dir.name)
 
 
 def run(grid_name: str, grid: Grid, settings: SweepSettings, data: FashionMNIST, resuming: bool,
         address: str | None = None, trainable: Callable = train_autoencoder, changed: dict | None = None,
         command: list[str] | None = None) -> Outcome:
-    """Run (or resume) the sweep to its end, or to the first Ctrl-C; returns where its files are."""
+    """Run (or resume) the sweep to its end, or to the first stop signal; returns where its files are.
+
+    The caller holds the experiment folder's lock (lock.py).
+    """
     folder = storage.local_folder(settings.storage_path, settings.name)
     uri = storage.experiment_uri(settings.storage_path, settings.name)
     token_folder = None if address else private_token()
     started = clock = time.perf_counter()
     timings = {}
-    start_ray(address)
-    timings["ray_start_s"] = time.perf_counter() - clock
+    watchdog = None
     try:
+        start_ray(address)
+        timings["ray_start_s"] = time.perf_counter() - clock
         resources = tuner.trial_resources(grid, settings)
         check_resources(resources, remote=bool(address))
         check_shared_storage(settings.storage_path)
-        folder.mkdir(parents=True, exist_ok=True)  # only now: a refused sweep leaves no folder behind
+        folder.mkdir(parents=True, exist_ok=True)
         log_to_folder(folder)
-        restart = resuming and not tuner.can_resume(uri)
+        problem = tuner.unusable_state(folder) if resuming else None
+        restart = resuming and (problem is not None or not tuner.can_resume(uri))
         data_info = {"folder": data.folder, "subset": grid.subset,
                      "train_images": len(data.train_images), "test_images": len(data.test_images)}
         this_run = {**experiment.this_run(address, command), "changed_settings": changed or {}, "restarted": restart}
@@ -214,15 +264,23 @@ def run(grid_name: str, grid: Grid, settings: SweepSettings, data: FashionMNIST,
         watchdog = callbacks.PendingWatchdog(settings.pending_timeout_s)
         configs = [c.to_dict() for c in grid.trial_configs()]
         hooks = [callbacks.Progress(grid.swept(), configs), watchdog]
-        if restart:  # killed before Tune saved any state: nothing to continue, so start it over
-            print(f"{settings.name} has no Tune state yet (stopped before its first save): starting it from the beginning")
-            set_aside_orphans(folder)
+        sweep = None
         if resuming and not restart:
-            hooks.append(callbacks.ApplyOnResume(resources, settings.max_failures))
-            sweep = tuner.restore_tuner(uri, grid, settings, data, trainable, hooks)
-        else:
+            try:
+                sweep = tuner.restore_tuner(uri, grid, settings, data, trainable,
+                                            [*hooks, callbacks.ApplyOnResume(tuner.trial_resources(grid, settings),
+                                                                             settings.max_failures)])
+            except Exception as err:  # Tune's files are there but do not restore (cut short, another Ray)
+                problem = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+                restart = True
+                experiment.add_to_last_run(folder, {"restarted": True})
+        if restart:  # no usable Tune state: a new Tuner, whose trials continue from their folders' checkpoints
+            why = f"Tune's saved state is unusable ({problem})" if problem else "it has no Tune state yet (stopped before its first save)"
+            print(f"{settings.name}: {why}; continuing every trial from the checkpoints in its folder")
+            adopt_trial_folders(folder, grid)
+        if sweep is None:
             sweep = tuner.build_tuner(grid, settings, data, trainable, hooks)
-        print(f"{'resuming' if resuming and not restart else 'running'} {settings.name}: {len(configs)} "
+        print(f"{'resuming' if resuming else 'running'} {settings.name}: {len(configs)} "
               f"trial(s), {resources['cpu']:g} CPU and {resources['gpu']:g} GPU each; Tune's log: {folder / TUNE_LOG}",
               flush=True)
         # Tune's newer console output prints a configuration box even at verbose=0; the legacy
@@ -230,14 +288,20 @@ def run(grid_name: str, grid: Grid, settings: SweepSettings, data: FashionMNIST,
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
         clock = time.perf_counter()
         timings["checks_s"] = clock - timings["ray_start_s"] - started
-        sweep.fit()
+        try:
+            sweep.fit()
+        finally:
+            signals.fit_ended()
         timings["fit_s"] = time.perf_counter() - clock
     finally:
-        clock = time.perf_counter()
-        ray.shutdown()
-        timings["shutdown_s"] = time.perf_counter() - clock
-        if token_folder:
-            shutil.rmtree(token_folder, ignore_errors=True)
-            os.environ.pop("RAY_AUTH_TOKEN_PATH", None)
+        with signals.held():  # a second signal must not leave Ray running or the token behind
+            clock = time.perf_counter()
+            try:
+                ray.shutdown()
+            finally:
+                timings["shutdown_s"] = time.perf_counter() - clock
+                if token_folder:
+                    shutil.rmtree(token_folder, ignore_errors=True)
+                    os.environ.pop("RAY_AUTH_TOKEN_PATH", None)
     storage.pull(settings.storage_path, settings.name)
     return Outcome(folder=folder, pending_timeout=watchdog.fired, timings=timings)

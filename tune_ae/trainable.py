@@ -1,19 +1,34 @@
-"""The Ray Tune function trainable: one trial = one `train.py` run, reported every epoch."""
+"""The Ray Tune function trainable: one trial = one `train.py` run, reported every epoch.
+
+A trial (first start, retry or resumed sweep) continues from the newest checkpoint in its
+own folder that loads, whatever Tune's saved state says: that state is written every few
+seconds and can be older than the checkpoints (a killed driver) or unreadable (a full disk).
+A checkpoint that does not load is set aside (its state.pt renamed) and the next older one
+is tried; with none left, the trial starts from epoch 1. Each checkpoint also carries the
+trial's reported rows so far (`results.HISTORY_FILE`), so the tables miss no epoch that a
+checkpoint holds, even one the driver never logged.
+"""
 
 from __future__ import annotations
 
+import json
+import re
 import tempfile
 import time
 from pathlib import Path
 
+import pyarrow.fs
 import ray
 import torch
 from ray import tune
 
-from tune_ae import baselines, train
+from tune_ae import baselines, storage, train
 from tune_ae.config import TrialConfig
 from tune_ae.data import FashionMNIST
 from tune_ae.model import parameter_count
+from tune_ae.results import HISTORY_FILE, SET_ASIDE_SUFFIX
+
+CHECKPOINT_DIR = re.compile(r"checkpoint_\d+")
 
 
 def trial_device_and_threads() -> tuple[torch.device, int]:
@@ -25,11 +40,72 @@ def trial_device_and_threads() -> tuple[torch.device, int]:
     return device, threads
 
 
-def train_autoencoder(config: dict, data: FashionMNIST, checkpoint_every: int, cuda_graphs: bool = True) -> None:
+def trial_storage(experiment: str) -> tuple[pyarrow.fs.FileSystem, str]:
+    """The file system and path of this trial's folder under the experiment (local or a URI)."""
+    name = Path(tune.get_context().get_trial_dir()).name  # Tune names the trial folder alike in both places
+    if storage.is_uri(experiment):
+        fs, base = pyarrow.fs.FileSystem.from_uri(experiment)
+    else:
+        fs, base = pyarrow.fs.LocalFileSystem(), experiment
+    return fs, f"{base}/{name}"
+
+
+def stored_checkpoints(fs: pyarrow.fs.FileSystem, trial_path: str) -> list[str]:
+    """The trial's checkpoint folders that still hold a state.pt, newest index first."""
+    found = fs.get_file_info(pyarrow.fs.FileSelector(trial_path, allow_not_found=True))
+    folders = [i.path for i in found if i.type == pyarrow.fs.FileType.Directory and CHECKPOINT_DIR.fullmatch(i.base_name)]
+    files = fs.get_file_info([f"{p}/{train.STATE_FILE}" for p in folders])
+    return sorted((p for p, f in zip(folders, files) if f.type == pyarrow.fs.FileType.File),
+                  key=lambda p: int(p.rsplit("_", 1)[-1]), reverse=True)
+
+
+def read_history(folder: Path) -> list[dict]:
+    path = folder / HISTORY_FILE
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:  # a copy cut short; the epochs log has these rows too
+            continue
+    return rows
+
+
+def resume_point(experiment: str, trial: TrialConfig, device: torch.device, cuda_graphs: bool):
+    """(state, history, set aside) from the newest loadable checkpoint in the trial's folder,
+    or (None, [], set aside) when none loads.
+
+    The highest epoch wins, not the highest folder index: Tune numbers checkpoints from its
+    saved state, so after a resume an index can come back with an older epoch in it.
+    """
+    fs, trial_path = trial_storage(experiment)
+    best, set_aside = None, []
+    for path in stored_checkpoints(fs, trial_path):
+        try:
+            with tune.Checkpoint(path, filesystem=fs).as_directory() as folder:
+                saved_config, state = train.load(Path(folder) / train.STATE_FILE, device, cuda_graphs)
+                if saved_config != trial:
+                    raise ValueError(f"it holds another configuration ({saved_config})")
+                history = read_history(Path(folder))
+        except Exception as err:  # truncated, zeroed, not a checkpoint: keep it for a post-mortem, out of the way
+            reason = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"[:200]
+            fs.move(f"{path}/{train.STATE_FILE}", f"{path}/{train.STATE_FILE}{SET_ASIDE_SUFFIX}")
+            set_aside.append(f"{path}/{train.STATE_FILE} ({reason})")
+            continue
+        if best is None or state.epoch > best[0].epoch:
+            best = (state, history)
+    return (*(best or (None, [])), set_aside)
+
+
+def train_autoencoder(config: dict, data: FashionMNIST, checkpoint_every: int, cuda_graphs: bool = True,
+                      experiment: str | None = None) -> None:
     """Train `config` (TrialConfig fields); `data` arrives once per node via the object store.
 
-    A checkpoint written on another device type (a CUDA trial restarted on a CPU-only node)
-    resumes with re-derived random streams (train.load_state_dict says what differs).
+    `experiment` is the experiment folder (or URI) whose trial folders hold the checkpoints;
+    without it the trial resumes only from the checkpoint Tune hands it. A checkpoint written
+    on another device type (a CUDA trial restarted on a CPU-only node) resumes with re-derived
+    random streams (train.load_state_dict says what differs).
     """
     started_at = time.time()
     trial = TrialConfig.from_dict(config)
@@ -38,12 +114,17 @@ def train_autoencoder(config: dict, data: FashionMNIST, checkpoint_every: int, c
     train_x = train.to_device(data.train_images, device)  # converted once, stays on the device
     val_x = train.to_device(data.test_images, device)
 
-    checkpoint = tune.get_checkpoint()
-    if checkpoint:  # a retry or a resumed sweep: continue exactly where the checkpoint left off
-        with checkpoint.as_directory() as folder:
+    state, history, set_aside = None, [], []
+    if experiment is not None:
+        state, history, set_aside = resume_point(experiment, trial, device, cuda_graphs)
+    elif tune.get_checkpoint():
+        with tune.get_checkpoint().as_directory() as folder:
             _, state = train.load(Path(folder) / train.STATE_FILE, device, cuda_graphs)
-    else:
-        state = train.init_state(trial, device, cuda_graphs)
+            history = read_history(Path(folder))
+    resumed_from = state.epoch if state else 0
+    state = state or train.init_state(trial, device, cuda_graphs)
+    # Rows reported before the checkpoint: the rest of this run's history is appended below.
+    history = [row for row in history if row.get("epoch", 0) <= resumed_from]
 
     identity = {
         **trial.to_dict(),
@@ -53,16 +134,26 @@ def train_autoencoder(config: dict, data: FashionMNIST, checkpoint_every: int, c
         "threads": threads,
         "node_id": ray.get_runtime_context().get_node_id(),
         "trial_started_at": started_at,
+        "trial_id": tune.get_context().get_trial_id(),
     }
+    # For the driver's progress lines (callbacks.Progress), in this start's first result only.
+    start = {"resumed_from_epoch": resumed_from, **({"set_aside": "; ".join(set_aside)} if set_aside else {})}
+    if state.epoch >= trial.epochs and history:  # finished before this start: report its end again, train nothing
+        tune.report({**history[-1], **start, "reported_at": time.time()})
+        return
     for metrics in train.train(trial, train_x, val_x, state):
         result = {**metrics, **identity}
         epoch = metrics["epoch"]
         if epoch == trial.epochs:  # the report's per-trial numbers, here: in parallel, on the trial's device
             result.update(baselines.trial_analysis(state.model, train_x, data.train_labels, val_x, data.test_labels))
         result["reported_at"] = time.time()
+        history.append(result)
+        result = {**result, **start}
+        start = {}
         if epoch % checkpoint_every and epoch != trial.epochs:
             tune.report(result)
             continue
         with tempfile.TemporaryDirectory() as folder:
             train.save(state, trial, Path(folder) / train.STATE_FILE)
+            (Path(folder) / HISTORY_FILE).write_text("".join(json.dumps(row, default=str) + "\n" for row in history))
             tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))

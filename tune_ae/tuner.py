@@ -5,6 +5,7 @@ Nothing here starts Ray or touches the experiment folder; sweep.py drives the wh
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Callable
@@ -60,10 +61,23 @@ def param_space(grid: Grid) -> dict:
     return space
 
 
+def folder_name(config: dict) -> str:
+    """A trial's folder, named by its full config: the same trial gets the same folder in every
+    Tuner of the experiment, so one started afresh on resume (Tune's saved state unreadable)
+    continues from the checkpoints already there. Tune's default name has a per-run id in it."""
+    return ",".join(f"{name}={config.get(name)}" for name in TRIAL_FIELDS)
+
+
+def trial_folder_name(trial) -> str:
+    return folder_name(trial.config)
+
+
 def wrapped_trainable(grid: Grid, settings: SweepSettings, data: FashionMNIST, trainable: Callable):
     # with_parameters puts `data` in the object store once; each trial fetches it from there.
+    # `experiment`: where each trial finds its checkpoints (trainable.resume_point).
     fn = tune.with_parameters(trainable, data=data, checkpoint_every=settings.checkpoint_every,
-                              cuda_graphs=settings.cuda_graphs)
+                              cuda_graphs=settings.cuda_graphs,
+                              experiment=storage.experiment_uri(settings.storage_path, settings.name))
     return tune.with_resources(fn, trial_resources(grid, settings))
 
 
@@ -85,7 +99,9 @@ def build_tuner(grid: Grid, settings: SweepSettings, data: FashionMNIST, trainab
                 callbacks: list | None = None) -> tune.Tuner:
     scheduler = None
     if settings.scheduler == "asha":
-        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=grid.max_epochs,
+        # Epochs, not Tune's training_iteration: a trial resumed from a checkpoint newer than
+        # Tune's saved state counts iterations from that state, epochs from the checkpoint.
+        scheduler = ASHAScheduler(time_attr="epoch", max_t=grid.max_epochs,
                                   grace_period=min(10, grid.max_epochs))
     return tune.Tuner(
         wrapped_trainable(grid, settings, data, trainable),
@@ -93,7 +109,8 @@ def build_tuner(grid: Grid, settings: SweepSettings, data: FashionMNIST, trainab
         # Reuse: a trial with the same resources as a finished one runs in its process, skipping
         # a worker start and `import torch` (~3 s each). Results cannot depend on what ran there
         # before: each trial sets its threads, owns its random streams and builds its own state.
-        tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, scheduler=scheduler, reuse_actors=True),
+        tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, scheduler=scheduler, reuse_actors=True,
+                                    trial_dirname_creator=trial_folder_name),
         run_config=run_config(settings, callbacks or []),
     )
 
@@ -121,3 +138,25 @@ def restore_tuner(experiment_dir: str | Path, grid: Grid, settings: SweepSetting
 
 def can_resume(experiment_dir: str | Path) -> bool:
     return tune.Tuner.can_restore(str(experiment_dir))
+
+
+def unusable_state(folder: Path) -> str | None:
+    """Why Tune's newest saved experiment state in `folder` cannot be trusted, or None.
+
+    Tune picks the newest `experiment_state-*.json` by name and, if it does not parse, logs the
+    error and starts its trials from nothing (a phantom trial with an empty config). A file cut
+    short (a full disk, a kill mid-upload) is renamed out of Tune's sight, and the next older
+    one, if any, is checked; the trials' own checkpoints carry the sweep either way.
+    """
+    problem = None
+    for path in sorted(Path(folder).glob("experiment_state-*.json"), reverse=True):
+        try:
+            state = json.loads(path.read_text())
+            trials = [json.loads(trial_json) for trial_json, _ in state["trial_data"]]
+            if not all(isinstance(t.get("config"), dict) and "hidden" in t["config"] for t in trials):
+                raise ValueError("a trial without its config")
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            path.rename(path.with_name(f".{path.name}.unreadable"))
+            problem = f"{path.name}: {type(err).__name__}"
+    return problem

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import functools
 import itertools
+import os
 import sys
 import traceback
+import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -26,7 +28,7 @@ import torch
 from tune_ae import baselines, results, train
 from tune_ae.config import TRIAL_FIELDS, default
 from tune_ae.data import SIDE, DataError, FashionMNIST, load_fashion_mnist
-from tune_ae.experiment import read_meta, recorded_grid
+from tune_ae.experiment import read_meta, recorded_grid, write_text_whole
 
 SCREEN_DPI = 100  # the PNGs are for report.md on a screen; print from the PDFs (vector)
 PIXEL_SCALE = 2  # screen pixels per image pixel in the reconstructions sheet
@@ -36,6 +38,15 @@ OTHER_FIELDS = tuple(name for name in TRIAL_FIELDS if name != "hidden")  # what 
 
 class ReportError(Exception):
     """The experiment cannot be reported (nothing trained yet, data gone); the message says why."""
+
+
+class ReportIncomplete(Exception):
+    """The report was written, without the trials that could not be read (named in it and here)."""
+
+    def __init__(self, path: Path, left_out: pd.DataFrame):
+        names = "; ".join(f"h={r['hidden']} ({r['reason']}: {r['path']})" for _, r in left_out.iterrows())
+        super().__init__(f"{path} leaves out {len(left_out)} trial(s) that could not be read: {names}")
+        self.path, self.left_out = path, left_out
 
 
 def experiment_data(folder: str | Path, data_dir: str | None = None) -> FashionMNIST:
@@ -117,6 +128,40 @@ def load_model(checkpoint: str):
     return train.load_model(Path(checkpoint) / train.STATE_FILE, CPU)[1]
 
 
+def unreadable(trials: pd.DataFrame) -> pd.DataFrame:
+    """The trials whose final checkpoint or epochs log cannot be read: their labels, the path
+    and the reason. The report names them and shows everything else."""
+    rows = []
+    for _, trial in trials.iterrows():
+        path, reason = None, None
+        if isinstance(trial.get("trial_dir"), str) and (Path(trial["trial_dir"]) / results.EPOCHS_LOG).exists():
+            path = Path(trial["trial_dir"]) / results.EPOCHS_LOG
+            try:
+                with path.open("rb") as f:
+                    f.read(1)
+            except OSError as err:
+                reason = f"epochs log unreadable: {err.strerror}"
+        if reason is None and isinstance(trial.get("checkpoint"), str):
+            path = Path(trial["checkpoint"]) / train.STATE_FILE
+            try:
+                load_model(trial["checkpoint"])
+            except Exception as err:  # truncated, zeroed, removed: any of torch's many errors
+                detail = str(err).splitlines()[0].split(". ")[0][:160] if str(err) else ""  # torch's first sentence
+                reason = f"checkpoint unreadable: {type(err).__name__}{': ' + detail if detail else ''}"
+        if reason:
+            rows.append({**{c: trial[c] for c in label_columns(trials)}, "path": str(path), "reason": reason,
+                         "trial_dir": trial["trial_dir"]})
+    return pd.DataFrame(rows, columns=[*label_columns(trials), "path", "reason", "trial_dir"])
+
+
+def readable(trials: pd.DataFrame) -> pd.DataFrame:
+    """`trials` without those `unreadable` names, each left out with a warning (the notebook shows it)."""
+    bad = unreadable(trials)
+    for _, row in bad.iterrows():
+        warnings.warn(f"left out h={row['hidden']}: {row['reason']} ({row['path']})", stacklevel=2)
+    return trials[~trials["trial_dir"].isin(bad["trial_dir"])]
+
+
 def reconstructions(trials: pd.DataFrame, val_images: torch.Tensor, n_images: int = 10, seed: int = 0) -> plt.Figure:
     """Figure 4: n random validation images on top, each trial's reconstruction beneath.
 
@@ -126,7 +171,7 @@ def reconstructions(trials: pd.DataFrame, val_images: torch.Tensor, n_images: in
     generator = torch.Generator().manual_seed(seed)
     picked = torch.randperm(len(val_images), generator=generator)[:n_images]
     originals = train.to_device(val_images[picked], CPU)  # (n, 784)
-    rows = trials.dropna(subset=["checkpoint"]).sort_values(list(TRIAL_FIELDS))
+    rows = readable(trials.dropna(subset=["checkpoint"])).sort_values(list(TRIAL_FIELDS))
     extra = varying(rows)
     images = [("original", originals)]
     with torch.inference_mode():
@@ -162,7 +207,7 @@ def baseline_columns(trials: pd.DataFrame, data: FashionMNIST) -> tuple[pd.DataF
     pca = baselines.pca_mse_from(refs["pca_mean"], refs["pca_axes"], val_x, sorted(int(h) for h in trials["hidden"].unique()))
     train_x = None
     rows = []
-    for _, trial in trials.dropna(subset=["trial_id"]).iterrows():
+    for _, trial in readable(trials.dropna(subset=["trial_id"])).iterrows():
         row = {"trial_id": trial["trial_id"], "pca_val_mse": pca[int(trial["hidden"])]}
         if all(pd.notna(trial.get(k)) for k in baselines.ANALYSIS):
             row.update({k: trial.get(k) for k in (*baselines.ANALYSIS, results.ANALYSIS_TIME)})
@@ -321,6 +366,18 @@ def unfinished_section(trials: pd.DataFrame) -> str:
 """
 
 
+def unreadable_section(left_out: pd.DataFrame, folder: Path) -> str:
+    if left_out.empty:
+        return ""
+    return f"""
+## Trials that could not be read
+
+Left out of the reconstructions and the summary; their loss curves show what their epochs log holds.
+
+{markdown(left_out.drop(columns="trial_dir").assign(path=left_out["path"].map(lambda p: os.path.relpath(p, folder))))}
+"""
+
+
 def study_section(spread: pd.DataFrame, mean_image_mse: float) -> str:
     """The finding in words (from the table), the figure, and the seed-spread table."""
     if spread.empty:
@@ -351,11 +408,14 @@ def write_report(folder: str | Path, data_dir: str | None = None) -> Path:
     except DataError as err:
         raise ReportError(f"{err} (the report needs the data the sweep trained on; pass --data-dir)") from None
     load_model.cache_clear()
+    left_out = unreadable(trials)  # named once below, in report.md and in the command's error line
     figures = folder / "figures"
     figures.mkdir(exist_ok=True)
     save_figure(loss_curves(epochs), figures / "loss_curves", tight=False)
-    save_figure(reconstructions(trials, data.test_images), figures / "reconstructions", vector=False)
-    extra, reference = baseline_columns(trials, data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # each left-out trial would warn here
+        save_figure(reconstructions(trials, data.test_images), figures / "reconstructions", vector=False)
+        extra, reference = baseline_columns(trials, data)
     summary = summary_table(trials, extra)
     summary.to_csv(folder / "summary.csv", index=False)
     spread = seed_spread(summary)
@@ -393,9 +453,11 @@ Top row: random validation images (seed 0). Below: each trial's reconstruction f
 - `probe_accuracy`: validation accuracy of softmax regression on the encoder's features.
 - Reference: predicting the mean training image gives MSE {reference['mean_image_mse']:.4g}; softmax regression on raw
   pixels reaches accuracy {reference['raw_pixel_probe_accuracy']:.4f}.
-{unfinished_section(trials)}"""
+{unfinished_section(trials)}{unreadable_section(left_out, folder)}"""
     path = folder / "report.md"
-    path.write_text(text)
+    write_text_whole(path, text)
+    if not left_out.empty:
+        raise ReportIncomplete(path, left_out)
     return path
 
 
@@ -411,10 +473,18 @@ def write_report_or_say_why(folder: Path, data_dir: str | None = None) -> bool:
     try:
         print(f"  report: {write_report(folder, data_dir)}")
         return True
+    except ReportIncomplete as err:
+        print(f"  report: {err.path}")
+        print(f"error: {err}", file=sys.stderr)
     except ReportError as err:
         print(f"error: report not written: {err}", file=sys.stderr)
+    except OSError as err:  # a full disk, a read-only folder: not a bug
+        print(f"error: report not written: cannot write {err.filename or folder}: {err.strerror}", file=sys.stderr)
     except Exception as err:
-        (folder / ERROR_FILE).write_text(traceback.format_exc())
+        try:
+            write_text_whole(folder / ERROR_FILE, traceback.format_exc())
+        except OSError:
+            pass
         print(f"error: report not written: unexpected {type(err).__name__}: {err}; this is a bug, "
               f"its traceback is in {folder / ERROR_FILE}", file=sys.stderr)
     return False

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from tune_ae.args import FAILED, OK, USAGE_ERROR, Parser, exit_now
-from tune_ae.experiment import META_FILE
+from tune_ae.config import ConfigError
+from tune_ae.experiment import META_FILE, read_meta
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m tune_ae.report") -> int:
@@ -20,9 +21,20 @@ def main(argv: list[str] | None = None, prog: str = "python -m tune_ae.report") 
         print(f"error: {folder} is not a tune_ae experiment (no {META_FILE}); pass the folder the run printed",
               file=sys.stderr)
         return USAGE_ERROR
+    try:
+        read_meta(folder)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return USAGE_ERROR
     os.environ.setdefault("MPLBACKEND", "Agg")  # figures go to files; no display needed
+    from tune_ae import results
     from tune_ae.report import write_report_or_say_why  # matplotlib and torch load after the checks
 
+    try:  # the tables too: a run killed while writing them leaves the old ones, or none
+        results.save_tables(folder)
+    except OSError as err:
+        print(f"error: tables not written: cannot write {err.filename or folder}: {err.strerror}", file=sys.stderr)
+        return FAILED
     return OK if write_report_or_say_why(folder, args.data_dir) else FAILED
 
 

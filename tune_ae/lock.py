@@ -1,0 +1,58 @@
+"""One sweep per experiment folder: an exclusive lock taken before anything is written.
+
+`flock` on `<experiment>/.tune_ae.lock`, held for the whole run. The kernel drops it when its
+holder ends in any way (SIGKILL included), so a lock whose holder is gone is simply taken
+over. The file names the holder (host, pid, start time) for the run that is refused.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import errno
+import fcntl
+import json
+import os
+import platform
+import warnings
+from pathlib import Path
+
+from tune_ae.config import ConfigError
+
+LOCK_FILE = ".tune_ae.lock"
+_held: dict[Path, int] = {}  # folder -> file descriptor of a lock this process holds
+
+
+def holder(folder: Path) -> str:
+    try:
+        info = json.loads((folder / LOCK_FILE).read_text())
+        return f"host {info['host']}, pid {info['pid']}, started {info['started']}"
+    except (OSError, ValueError, KeyError):
+        return "holder unknown"
+
+
+def acquire(folder: Path) -> None:
+    """Lock `folder` (created if missing) for this process, or raise ConfigError naming the holder."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as err:
+        if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            os.close(fd)  # a file system without locks (some network mounts): run, but say so
+            warnings.warn(f"cannot lock {folder} ({err.strerror}); make sure no other run uses it", stacklevel=2)
+            return
+        os.close(fd)
+        raise ConfigError(f"experiment {folder} is in use by another run ({holder(folder)}); "
+                          "wait for it to end, or stop it first") from None
+    info = {"host": platform.node(), "pid": os.getpid(),
+            "started": dt.datetime.now().astimezone().isoformat(timespec="seconds")}
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
+    _held[folder] = fd
+
+
+def release(folder: Path) -> None:
+    fd = _held.pop(Path(folder), None)
+    if fd is not None:
+        os.close(fd)  # closing the descriptor drops the flock
