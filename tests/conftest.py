@@ -90,6 +90,16 @@ def ray_session():
     ray.shutdown()
 
 
+def end_session(pid: int) -> None:
+    """Kill what is left of a driver started with start_new_session: its embedded Ray shares the session."""
+    import signal
+
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 def run_cli(*args: str, env: dict | None = None, timeout: float = 300, **popen):
     """`python -m tune_ae.run ARGS` in a subprocess; returns the CompletedProcess."""
     import subprocess

@@ -275,6 +275,15 @@ def test_smoke_sweep_on_two_nodes(local_cluster, real_data_dir, tmp_path):
     assert epochs.groupby("trial_id")["epoch"].apply(list).tolist() == [[1, 2, 3]] * 2
     assert epochs["node_id"].nunique() == 2  # one trial per node: each node has 1 CPU
 
+    # The same cluster with a wrong token: one line that says so, none of Ray's core log.
+    wrong = tmp_path / "wrong-token"
+    wrong.write_text("0" * 64)
+    refused = run_cli("--grid", "smoke", "--address", local_cluster["address"], "--data-dir", str(real_data_dir),
+                      "--storage-path", str(tmp_path), "--name", "refused", timeout=120,
+                      env={**local_cluster["env"], "RAY_AUTH_TOKEN_PATH": str(wrong)})
+    lines = refused.stderr.strip().splitlines()
+    assert refused.returncode == 2 and len(lines) == 1 and "refused this driver's token" in lines[0], refused.stderr
+
 
 def test_sweep_survives_losing_a_worker_node(local_cluster, real_data_dir, tmp_path):
     folder = tmp_path / "fault"
@@ -308,7 +317,7 @@ def test_sweep_survives_losing_a_worker_node(local_cluster, real_data_dir, tmp_p
     # The trial that lost its node went on on the head from a checkpoint, not from epoch 1.
     moved = []
     for trial_dir in results.trial_dirs(folder):
-        reports = results.read_reports(trial_dir)
+        reports = results.json_lines(trial_dir / results.EPOCHS_LOG)  # as the driver logged them
         switch = [i for i in range(1, len(reports)) if reports[i]["node_id"] != reports[i - 1]["node_id"]]
         if switch:
             before, after = reports[switch[0] - 1], reports[switch[0]]

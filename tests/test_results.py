@@ -93,3 +93,19 @@ def test_tables_of_folders_written_before_a_field_existed(tmp_path):
     epochs = results.load_epochs(tmp_path)
     assert (epochs["precision"] == "fp32").all() and list(epochs.columns[:-1]) == results.EPOCH_COLUMNS
     assert (epochs["weight_decay"] == 0.0).all()  # never reported by these trials: they ran without it
+
+
+def test_saved_tables_are_relative_and_a_damaged_one_is_rebuilt(tmp_path):
+    folder = tmp_path / "exp"
+    fake_trial(folder, "a", 64, [1, 2, 3], checkpoints=(0,))
+    results.save_tables(folder)
+    saved = pd.read_parquet(folder / "trials.parquet")
+    assert saved["trial_dir"].tolist() == ["train_autoencoder_a"]
+    assert saved["checkpoint"].tolist() == ["train_autoencoder_a/checkpoint_000000"]
+    moved = tmp_path / "moved"
+    folder.rename(moved)  # read from its new place, never the old one
+    assert results.load_table(moved, "trials")["checkpoint"].tolist() == [str(moved / "train_autoencoder_a/checkpoint_000000")]
+    (moved / "epochs.parquet").write_bytes(b"PAR1")  # a writer killed mid-file (before whole-file writes)
+    with pytest.warns(UserWarning, match="unreadable"):
+        epochs = results.load_table(moved, "epochs")
+    assert epochs["epoch"].tolist() == [1, 2, 3] and epochs["trial_dir"].tolist() == [str(moved / "train_autoencoder_a")] * 3

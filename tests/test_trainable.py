@@ -17,6 +17,11 @@ from conftest import write_dataset
 from faults import as_if_written_on_cuda, crash_once_at_epoch
 
 
+def logged(trial_dir: Path) -> list[dict]:
+    """Every result the driver logged, in order (the tables keep the last of each epoch)."""
+    return results.json_lines(trial_dir / results.EPOCHS_LOG)
+
+
 def test_crashed_trial_is_retried_from_its_checkpoint(ray_session, tmp_path):
     data = load_fashion_mnist(write_dataset(tmp_path / "d"), expect_full=False)
     grid = Grid({"hidden": (16, 32), "epochs": (6,), "batch_size": (50,)})
@@ -34,7 +39,7 @@ def test_crashed_trial_is_retried_from_its_checkpoint(ray_session, tmp_path):
         trial_dir = Path(t["trial_dir"].iloc[0])
         assert (trial_dir / "error.txt").is_file()
         # Raw reports: 1-3, the crash, then 3-6 again from the epoch-2 checkpoint (not from 1).
-        assert [r["epoch"] for r in results.read_reports(trial_dir)] == [1, 2, 3, 3, 4, 5, 6]
+        assert [r["epoch"] for r in logged(trial_dir)] == [1, 2, 3, 3, 4, 5, 6]
     # Restarted at the epoch-2 checkpoint, the trial reproduces an uninterrupted run exactly.
     torch.set_num_threads(1)
     train_x, val_x = (train.to_device(x, torch.device("cpu")) for x in (data.train_images, data.test_images))
@@ -63,7 +68,7 @@ def test_a_trial_restarted_on_cpu_resumes_a_cuda_checkpoint(ray_session, tmp_pat
     assert len(list(markers.iterdir())) == 1 and (trials["status"] == "done").all()
     assert epochs["epoch"].tolist() == [1, 2, 3, 4, 5, 6]
     trial_dir = Path(epochs["trial_dir"].iloc[0])
-    assert [r["epoch"] for r in results.read_reports(trial_dir)] == [1, 2, 3, 3, 4, 5, 6]  # resumed at epoch 2
+    assert [r["epoch"] for r in logged(trial_dir)] == [1, 2, 3, 3, 4, 5, 6]  # resumed at epoch 2
     # Same weights at epoch 2, new random streams after it: epoch 3 differs from the first try.
     torch.set_num_threads(1)
     train_x, val_x = (train.to_device(x, torch.device("cpu")) for x in (data.train_images, data.test_images))
@@ -84,7 +89,7 @@ def test_a_trial_in_a_reused_worker_does_not_depend_on_its_predecessor(ray_sessi
         s = SweepSettings(storage_path=str(tmp_path / "store"), name=name, cpus_per_trial=2)
         tuner.build_tuner(grid, s, data).fit()
         folder = tmp_path / "store" / name
-        pids = {r["pid"] for d in results.trial_dirs(folder) for r in results.read_reports(d)}
+        pids = {r["pid"] for d in results.trial_dirs(folder) for r in logged(d)}
         assert len(pids) == 1, f"{name}: the trials ran in {len(pids)} processes, not one reused worker"
         epochs = results.load_epochs(folder)
         got[name] = epochs[(epochs["hidden"] == 8) & (epochs["dropout"] == 0.1)][["train_loss", "val_loss"]].values.tolist()

@@ -12,7 +12,7 @@ from typing import NoReturn
 
 from tune_ae.config import TRIAL_FIELDS, field_choices, field_help, field_type
 
-OK, FAILED, USAGE_ERROR, INTERRUPTED = 0, 1, 2, 130  # 130: the shell's code for Ctrl-C
+OK, FAILED, USAGE_ERROR = 0, 1, 2  # an interruption exits with 128 + its signal (signals.exit_code)
 
 
 def exit_now(code: int) -> NoReturn:

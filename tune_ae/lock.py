@@ -30,6 +30,10 @@ def holder(folder: Path) -> str:
         return "holder unknown"
 
 
+def in_use(folder: Path) -> str:
+    return f"experiment {folder} is in use by another run ({holder(folder)}); wait for it to end, or stop it first"
+
+
 def acquire(folder: Path) -> None:
     """Lock `folder` (created if missing) for this process, or raise ConfigError naming the holder."""
     folder = Path(folder)
@@ -43,13 +47,31 @@ def acquire(folder: Path) -> None:
             warnings.warn(f"cannot lock {folder} ({err.strerror}); make sure no other run uses it", stacklevel=2)
             return
         os.close(fd)
-        raise ConfigError(f"experiment {folder} is in use by another run ({holder(folder)}); "
-                          "wait for it to end, or stop it first") from None
+        raise ConfigError(in_use(folder)) from None
     info = {"host": platform.node(), "pid": os.getpid(),
             "started": dt.datetime.now().astimezone().isoformat(timespec="seconds")}
     os.ftruncate(fd, 0)
     os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
     _held[folder] = fd
+
+
+def check_free(folder: Path) -> None:
+    """Raise the in-use error at once if another run holds `folder` (the real lock comes later,
+    with acquire; this only answers early, before the slow imports)."""
+    path = Path(folder) / LOCK_FILE
+    if not path.is_file():
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as err:
+        if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            raise ConfigError(in_use(Path(folder))) from None
+    finally:
+        os.close(fd)
 
 
 def release(folder: Path) -> None:

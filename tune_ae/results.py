@@ -39,7 +39,7 @@ TABLES = ("epochs", "trials")
 EPOCHS_LOG = "tune_ae_epochs.jsonl"  # every result of a trial, appended by the driver (callbacks.EpochLog)
 HISTORY_FILE = "history.jsonl"  # in each checkpoint: the trial's reported rows up to it (trainable.py)
 STATE_FILE = "state.pt"  # train.STATE_FILE, named here too so that reading tables needs no torch
-SET_ASIDE_SUFFIX = ".unreadable"  # a checkpoint's state.pt that did not load, renamed by the trial
+SET_ASIDE_PREFIX = "unreadable-"  # a checkpoint folder that did not load, renamed by the trial
 PATH_COLUMNS = ("trial_dir", "checkpoint")  # stored relative to the experiment folder
 STATUSES = ("done", "stopped early", "error", "interrupted", "not started")
 FINISHED = ("done", "stopped early")  # what a sweep that ended well leaves
@@ -80,7 +80,8 @@ def latest_checkpoint(trial_dir: Path) -> Path | None:
     Not simply the highest index: Tune numbers checkpoints from its saved state, which a
     killed driver leaves older than the trial folder.
     """
-    checkpoints = [p for p in trial_dir.glob("checkpoint_*") if (p / STATE_FILE).is_file()]
+    checkpoints = [p for p in trial_dir.glob("checkpoint_*")
+                   if re.fullmatch(r"checkpoint_\d+", p.name) and (p / STATE_FILE).is_file()]
     key = lambda p: (checkpoint_epoch(p), int(p.name.split("_")[-1]))  # noqa: E731
     return max(checkpoints, key=key) if checkpoints else None
 

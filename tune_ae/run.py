@@ -2,8 +2,9 @@
 
 Everything it is given is checked before Ray starts; a bad value ends the command with one
 `error:` line and exit code 2. Exit codes: 0 every trial finished (done, or stopped early by
-ASHA), 1 some trial failed, did not start, or the report failed, 2 bad input, 130
-interrupted (Ctrl-C; the output says how to resume).
+ASHA), 1 some trial failed or did not start, the report failed, or a write failed (a full
+disk), 2 bad input (or the experiment is in use by another run), 128 + the signal when
+interrupted: 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP (the output says how to resume).
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ def gpus_arg(text: str) -> float | str:
 def build_parser(prog: str = "python -m tune_ae.run") -> Parser:
     grids = "; ".join(f"{name}: {grid.describe()}" for name, grid in GRIDS.items())
     p = Parser(prog=prog, description="Sweep autoencoders on Fashion-MNIST with Ray Tune. "
-               "Exit codes: 0 all trials finished, 1 a trial failed or did not start, 2 bad input, 130 interrupted.")
+               "Exit codes: 0 all trials finished, 1 a trial failed or did not start (or a write failed), 2 bad input "
+               "or the experiment in use, 130/143/129 interrupted by SIGINT/SIGTERM/SIGHUP.")
     p.add_argument("--grid", choices=GRIDS, help=f"named grid, paper if not given. {grids}")
     g = p.add_argument_group("grid overrides (each takes one or more values; not given: the grid's own)")
     trial_flags = add_trial_flags(g)
@@ -109,6 +111,7 @@ def plan_resume(args, storage_path: str) -> tuple[str, Grid, SweepSettings, str 
     if folder is None or not (folder / experiment.META_FILE).is_file():
         where = storage.experiment_uri(storage_path, args.name) if args.name else storage_path
         raise ConfigError(f"nothing to resume: no tune_ae experiment at {where}; check --storage-path and --name")
+    lock.check_free(folder)
     meta = experiment.read_meta(folder)
     try:
         recorded = experiment.recorded_settings(meta, storage_path, folder.name)
@@ -136,6 +139,7 @@ def plan(args) -> tuple[str, Grid, SweepSettings, str | None, dict]:
     name = args.name if args.name is not None else experiment.default_name(grid_name)
     settings = SweepSettings(storage_path=storage_path, name=name,
                              **{k: settings_value(k, v) for k, v in given_settings(args).items()})
+    lock.check_free(storage.local_folder(storage_path, settings.name))
     if storage.exists(storage_path, settings.name):
         raise ConfigError(f"experiment {settings.name} already exists in {storage_path}; "
                           "pass --resume to continue it or a new --name")
@@ -192,6 +196,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m tune_ae.run") -> 
     try:
         return sweep_and_report(args, argv, grid_name, grid, settings, data, data_dir, changed)
     except KeyboardInterrupt:
+        save_tables_if_any(folder)
         print(f"\ninterrupted ({signals.name()}); {how_to_continue(settings)}", file=sys.stderr)
         return signals.exit_code()
     finally:
@@ -199,6 +204,20 @@ def main(argv: list[str] | None = None, prog: str = "python -m tune_ae.run") -> 
             if created and not (folder / experiment.META_FILE).exists():
                 shutil.rmtree(folder, ignore_errors=True)  # refused or stopped before its record: leave nothing
             lock.release(folder)
+
+
+def save_tables_if_any(folder: Path) -> None:
+    """After a second signal cut the sweep short: the tables still show where each trial stands."""
+    if not (folder / experiment.META_FILE).is_file():
+        return
+    from tune_ae import results
+
+    with signals.held():
+        try:
+            results.save_tables(folder)
+            print(f"tables: {folder / 'trials.csv'}", file=sys.stderr)
+        except Exception as err:  # the interruption is what to report; the tables are rebuilt by the next run
+            print(f"tables not written ({type(err).__name__}: {err})", file=sys.stderr)
 
 
 def load_data(data_dir: str | None, subset: int | None):

@@ -12,6 +12,7 @@ import secrets
 import shutil
 import signal
 import socket
+import sys
 import tempfile
 import time
 from contextlib import contextmanager
@@ -121,12 +122,36 @@ def start_ray(address: str | None) -> None:
     check_reachable(address)
     try:
         with deadline(CONNECT_TIMEOUT_S, f"the Ray cluster at {address} did not answer within {CONNECT_TIMEOUT_S} s; "
-                                         "check that it runs Ray 2.60.0 and that its token is set (RAY_AUTH_TOKEN)"):
+                                         "check that it runs Ray 2.60.0 and that its token is set (RAY_AUTH_TOKEN)"), \
+                core_log_aside() as core_log:
             ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING, runtime_env=shipped_code())
         signals.install()
     except ConnectionError as err:
+        said = f"{err} {''.join(core_log)}".lower()
+        if "authentication" in said or "unauthenticated" in said or "token" in said:
+            raise ConfigError(f"the Ray cluster at {address} refused this driver's token; set RAY_AUTH_TOKEN "
+                              "(or RAY_AUTH_TOKEN_PATH) to the cluster's token") from None
         raise ConfigError(f"cannot join the Ray cluster at {address}: {str(err).splitlines()[0]}; "
                           "start one with `ray start --head` or drop --address to run on this machine") from None
+
+
+@contextmanager
+def core_log_aside():
+    """Ray's C++ core logs a failed connection to stderr line by line (~20 lines for a refused
+    token): while joining, that goes to a file, read for the cause and then removed."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    said: list[str] = []  # the log's text, once joining is over
+    with tempfile.TemporaryDirectory(prefix="tune_ae-connect-") as folder:
+        path = Path(folder) / "core.log"
+        with open(path, "w") as log:
+            os.dup2(log.fileno(), 2)
+        try:
+            yield said
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            said.append(path.read_text(errors="replace"))
 
 
 def check_resources(request: dict, remote: bool) -> None:

@@ -3,8 +3,8 @@
 A trial (first start, retry or resumed sweep) continues from the newest checkpoint in its
 own folder that loads, whatever Tune's saved state says: that state is written every few
 seconds and can be older than the checkpoints (a killed driver) or unreadable (a full disk).
-A checkpoint that does not load is set aside (its state.pt renamed) and the next older one
-is tried; with none left, the trial starts from epoch 1. Each checkpoint also carries the
+A checkpoint that does not load is set aside (its folder renamed `unreadable-checkpoint_N`)
+and the next older one is tried; with none left, the trial starts from epoch 1. Each checkpoint also carries the
 trial's reported rows so far (`results.HISTORY_FILE`), so the tables miss no epoch that a
 checkpoint holds, even one the driver never logged.
 """
@@ -26,7 +26,7 @@ from tune_ae import baselines, storage, train
 from tune_ae.config import TrialConfig
 from tune_ae.data import FashionMNIST
 from tune_ae.model import parameter_count
-from tune_ae.results import HISTORY_FILE, SET_ASIDE_SUFFIX
+from tune_ae.results import HISTORY_FILE, SET_ASIDE_PREFIX
 
 CHECKPOINT_DIR = re.compile(r"checkpoint_\d+")
 
@@ -57,6 +57,17 @@ def stored_checkpoints(fs: pyarrow.fs.FileSystem, trial_path: str) -> list[str]:
     files = fs.get_file_info([f"{p}/{train.STATE_FILE}" for p in folders])
     return sorted((p for p, f in zip(folders, files) if f.type == pyarrow.fs.FileType.File),
                   key=lambda p: int(p.rsplit("_", 1)[-1]), reverse=True)
+
+
+def set_aside_path(fs: pyarrow.fs.FileSystem, path: str) -> str:
+    """Where an unreadable checkpoint folder goes: beside it, under a name neither Tune nor the
+    tables take for a checkpoint (Tune may reuse and later delete the old name)."""
+    parent, name = path.rsplit("/", 1)
+    for n in range(1, 1000):
+        aside = f"{parent}/{SET_ASIDE_PREFIX}{name}" + (f"-{n}" if n > 1 else "")
+        if fs.get_file_info(aside).type == pyarrow.fs.FileType.NotFound:
+            return aside
+    raise OSError(f"no free name to set {path} aside")
 
 
 def read_history(folder: Path) -> list[dict]:
@@ -90,8 +101,9 @@ def resume_point(experiment: str, trial: TrialConfig, device: torch.device, cuda
                 history = read_history(Path(folder))
         except Exception as err:  # truncated, zeroed, not a checkpoint: keep it for a post-mortem, out of the way
             reason = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"[:200]
-            fs.move(f"{path}/{train.STATE_FILE}", f"{path}/{train.STATE_FILE}{SET_ASIDE_SUFFIX}")
-            set_aside.append(f"{path}/{train.STATE_FILE} ({reason})")
+            aside = set_aside_path(fs, path)
+            fs.move(path, aside)
+            set_aside.append(f"{path} -> {aside.rsplit('/', 1)[-1]} ({reason})")
             continue
         if best is None or state.epoch > best[0].epoch:
             best = (state, history)

@@ -1,0 +1,252 @@
+"""The fault matrix: a sweep ended by SIGTERM, SIGHUP, SIGKILL (then its newest checkpoint
+truncated), two quick Ctrl-C, a full disk, a second run on the same folder, and a copied
+folder. Each asserts the exit code and readable tables, and that `--resume` finishes with
+every epoch once and the metrics of an uninterrupted run.
+
+One small trial (h = 64, 3,000 images, minibatches of 50, 24 epochs, a checkpoint every 2),
+killed once its epochs log holds a given number of epochs: no sleeps decide when.
+"""
+
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import psutil
+import pytest
+import torch
+
+from tune_ae import results, train
+from tune_ae.config import TrialConfig
+from tune_ae.data import load_fashion_mnist
+
+from conftest import end_session, run_cli
+
+EPOCHS = 24
+SWEEP = ["--grid", "smoke", "--hidden", "64", "--epochs", str(EPOCHS), "--batch-size", "50", "--checkpoint-every", "2",
+         "--no-report"]
+
+
+@pytest.fixture(scope="module")
+def reference(real_data_dir):
+    """The same trial, uninterrupted, in this process with the trial's one thread."""
+    data = load_fashion_mnist(real_data_dir, subset=3000)
+    torch.set_num_threads(1)
+    cpu = torch.device("cpu")
+    train_x, val_x = train.to_device(data.train_images, cpu), train.to_device(data.test_images, cpu)
+    config = TrialConfig(hidden=64, epochs=EPOCHS, batch_size=50)
+    return [(m["train_loss"], m["val_loss"]) for m in train.train(config, train_x, val_x)]
+
+
+def start(real_data_dir, store: Path, name: str, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tune_ae.run", *SWEEP, "--data-dir", str(real_data_dir), "--storage-path", str(store),
+         "--name", name, *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def logged_epochs(folder: Path) -> int:
+    return sum(len(p.read_text().splitlines()) for p in folder.glob("*/" + results.EPOCHS_LOG))
+
+
+def wait_for(condition, what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def stop(driver: subprocess.Popen, sig: int, at_epoch: int, folder: Path) -> tuple[int, str, str]:
+    """Send `sig` to the driver once `at_epoch` epochs are logged; returns (exit code, stdout, stderr).
+
+    SIGKILL stands for a lost machine: the driver and every process of its Ray (trial workers
+    included, which would otherwise write a checkpoint or two more) die at once. Either way,
+    nothing of that Ray is left writing when this returns.
+    """
+    family = []
+    try:
+        wait_for(lambda: logged_epochs(folder) >= at_epoch or driver.poll() is not None, f"epoch {at_epoch}")
+        assert driver.poll() is None, "the sweep ended before the signal: " + driver.communicate()[1][-2000:]
+        family = psutil.Process(driver.pid).children(recursive=True)
+        driver.send_signal(sig)
+        if sig == signal.SIGKILL:
+            for process in family:
+                try:
+                    process.kill()
+                except psutil.NoSuchProcess:
+                    pass
+        out, err = driver.communicate(timeout=120)
+        return driver.returncode, out, err
+    finally:
+        end_session(driver.pid)
+        psutil.wait_procs(family, timeout=30)
+
+
+def assert_complete(folder: Path, reference) -> pd.DataFrame:
+    """One trial, each epoch once, bit for bit the uninterrupted run's losses."""
+    epochs = results.load_table(folder, "epochs")
+    trials = results.load_table(folder, "trials")
+    assert len(trials) == 1 and trials["status"].tolist() == ["done"], trials[["hidden", "status", "error"]]
+    assert epochs["epoch"].tolist() == list(range(1, EPOCHS + 1))
+    assert list(zip(epochs["train_loss"], epochs["val_loss"])) == reference
+    return epochs
+
+
+def redone(folder: Path) -> int:
+    """Epochs trained more than once (reported again after a resume): the cost of the fault."""
+    reports = [r["epoch"] for d in results.trial_dirs(folder) for r in results.json_lines(d / results.EPOCHS_LOG)]
+    return len(reports) - len(set(reports))
+
+
+def resume(store: Path, name: str, *extra: str):
+    done = run_cli("--resume", "--name", name, "--storage-path", str(store), "--no-report", *extra)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    return done
+
+
+def test_sigterm_is_an_interruption_and_the_folder_is_locked_and_can_be_copied(real_data_dir, tmp_path, reference):
+    store, folder = tmp_path / "store", tmp_path / "store" / "term"
+    driver = start(real_data_dir, store, "term")
+    wait_for(lambda: logged_epochs(folder) >= 1, "the first epoch")
+    # A second sweep on the same folder, new or resumed, ends at once naming the holder.
+    for args in (SWEEP, ["--resume"]):
+        second = run_cli(*args, "--data-dir", str(real_data_dir), "--storage-path", str(store), "--name", "term",
+                         timeout=60)
+        lines = second.stderr.strip().splitlines()
+        assert second.returncode == 2 and len(lines) == 1, second.stderr
+        assert "is in use by another run" in lines[0] and f"pid {driver.pid}" in lines[0], lines[0]
+
+    code, out, err = stop(driver, signal.SIGTERM, 7, folder)
+    assert code == 143 and "Traceback" not in err and "SIGTERM received" not in err, err[-2000:]
+    assert f"continue with:\n  python -m tune_ae.run --resume --name term --storage-path {store}" in err
+    trials = pd.read_parquet(folder / "trials.parquet")
+    assert trials["status"].tolist() == ["interrupted"] and 6 <= trials["epochs_done"].item() < EPOCHS
+
+    # A copy resumes from its own place and never reads or writes the original.
+    copy = tmp_path / "elsewhere" / "term"
+    shutil.copytree(folder, copy)
+    before = {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+    resume(copy.parent, "term")
+    epochs = assert_complete(copy, reference)
+    assert all(Path(d).is_relative_to(copy) for d in epochs["trial_dir"])
+    assert all(Path(c).is_relative_to(copy) for c in results.load_table(copy, "trials")["checkpoint"])
+    assert {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()} == before
+    assert redone(copy) <= 2  # at most the epochs since the last checkpoint
+
+
+def test_sighup_is_an_interruption(real_data_dir, tmp_path, reference):
+    store, folder = tmp_path / "store", tmp_path / "store" / "hup"
+    code, out, err = stop(start(real_data_dir, store, "hup"), signal.SIGHUP, 5, folder)
+    assert code == 129 and "Traceback" not in err and "--resume --name hup" in err, err[-2000:]
+    assert pd.read_parquet(folder / "trials.parquet")["status"].tolist() == ["interrupted"]
+    resume(store, "hup")
+    assert_complete(folder, reference)
+    assert redone(folder) <= 2
+
+
+def test_two_quick_ctrl_c_are_still_an_interruption(real_data_dir, tmp_path):
+    store, folder = tmp_path / "store", tmp_path / "store" / "int"
+    driver = start(real_data_dir, store, "int")
+    try:
+        wait_for(lambda: logged_epochs(folder) >= 3, "epoch 3")
+        driver.send_signal(signal.SIGINT)
+        time.sleep(0.2)  # the second press, while Tune is stopping
+        driver.send_signal(signal.SIGINT)
+        out, err = driver.communicate(timeout=120)
+    finally:
+        end_session(driver.pid)
+    assert driver.returncode == 130 and "Traceback" not in err, err[-2000:]
+    assert "--resume --name int" in err
+    assert results.load_table(folder, "trials")["status"].tolist() == ["interrupted"]
+
+
+def test_sigkill_then_a_truncated_checkpoint_resumes_from_the_older_one(real_data_dir, tmp_path, reference):
+    store, folder = tmp_path / "store", tmp_path / "store" / "kill"
+    code, _, _ = stop(start(real_data_dir, store, "kill"), signal.SIGKILL, 11, folder)
+    assert code == -signal.SIGKILL and not (folder / "trials.parquet").exists()
+    (trial_dir,) = results.trial_dirs(folder)
+    newest = results.latest_checkpoint(trial_dir)
+    kept_epoch = max(results.checkpoint_epoch(p) for p in trial_dir.glob("checkpoint_*") if p != newest)
+    with open(newest / train.STATE_FILE, "r+b") as f:
+        f.truncate(100)  # a node lost mid-write
+    done = resume(store, "kill")
+    aside = trial_dir / (results.SET_ASIDE_PREFIX + newest.name)
+    assert (aside / train.STATE_FILE).stat().st_size == 100  # set aside, not deleted
+    assert f"unreadable checkpoint(s) set aside: {newest} -> {aside.name} (" in done.stdout
+    assert f"continues from its checkpoint at epoch {kept_epoch}" in done.stdout
+    assert_complete(folder, reference)
+
+
+def test_a_full_disk_ends_the_sweep_in_one_line_and_resume_finishes_it(real_data_dir, tmp_path, reference):
+    mount = tmp_path / "small"
+    mount.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(mount)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.fail(f"this test mounts a small tmpfs and needs root: {mounted.stderr.strip()}", pytrace=False)
+    try:
+        folder = mount / "full"
+        driver = start(real_data_dir, mount, "full")
+        try:
+            wait_for(lambda: logged_epochs(folder) >= 5, "epoch 5")
+            free = shutil.disk_usage(mount).free
+            with open(mount / "filler", "wb") as f:  # everything that is left, so that the next write fails
+                try:
+                    f.write(b"\0" * free)
+                except OSError:
+                    pass
+            out, err = driver.communicate(timeout=180)
+        finally:
+            end_session(driver.pid)
+        lines = err.strip().splitlines()
+        assert driver.returncode == 1 and "Traceback" not in err, err[-3000:]
+        assert any(line.startswith("error: cannot write") and "No space left on device" in line for line in lines), err
+        assert f"--resume --name full --storage-path {mount}" in err
+        (mount / "filler").unlink()
+        resume(mount, "full")
+        assert_complete(folder, reference)  # one trial: no phantom from a state file cut short
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def test_resume_command_is_quoted_for_the_shell():
+    from tune_ae.config import SweepSettings
+    from tune_ae.run import resume_command
+
+    command = resume_command(SweepSettings(storage_path="/data/my results", name="my sweep"))
+    assert shlex.split(command) == ["python", "-m", "tune_ae.run", "--resume", "--name", "my sweep", "--storage-path",
+                                    "/data/my results"]
+
+
+def test_stale_token_folders_are_removed_and_live_ones_kept(tmp_path, monkeypatch):
+    import tempfile
+
+    from tune_ae import sweep
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    stale = tmp_path / f"{sweep.TOKEN_PREFIX}4194305-abc"  # above any pid_max: no such process
+    live = tmp_path / f"{sweep.TOKEN_PREFIX}{os.getpid()}-def"
+    for folder in (stale, live):
+        folder.mkdir()
+        (folder / "token").write_text("secret")
+    sweep.remove_stale_tokens()
+    assert not stale.exists() and (live / "token").is_file()
+
+
+def test_an_experiment_state_cut_short_is_set_aside(tmp_path):
+    from tune_ae import tuner
+
+    good = {"trial_data": [[json.dumps({"config": {"hidden": 64}}), "{}"]]}
+    (tmp_path / "experiment_state-2026-01-01_00-00-00.json").write_text(json.dumps(good))
+    (tmp_path / "experiment_state-2026-01-02_00-00-00.json").write_text(json.dumps(good)[:40])
+    assert tuner.unusable_state(tmp_path) is None  # the older one is whole: Tune restores from it
+    assert [p.name for p in tmp_path.glob("experiment_state-*")] == ["experiment_state-2026-01-01_00-00-00.json"]
+    (tmp_path / "experiment_state-2026-01-01_00-00-00.json").write_text("")
+    assert "experiment_state-2026-01-01_00-00-00.json: JSONDecodeError" in tuner.unusable_state(tmp_path)
+    assert not list(tmp_path.glob("experiment_state-*"))
