@@ -129,6 +129,32 @@ def test_report_of_checkpoints_written_on_cuda(smoke_experiment, tmp_path):
     assert (folder / "report.md").is_file() and (folder / "figures" / "reconstructions.png").stat().st_size > 10_000
 
 
+def test_a_trial_whose_checkpoint_does_not_read_is_named_and_the_rest_reported(smoke_experiment, tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    folder = tmp_path / "damaged"
+    shutil.copytree(smoke_experiment[0], folder)  # a copy: its tables' paths are its own
+    (folder / "report.md").unlink()
+    broken = results.load_table(folder, "trials").set_index("hidden").loc[32, "checkpoint"]
+    with open(f"{broken}/state.pt", "r+b") as f:
+        f.truncate(100)
+    done = subprocess.run([sys.executable, "-m", "tune_ae.report", str(folder)], capture_output=True, text=True)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 1 and len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "leaves out 1 trial(s) that could not be read: h=32 (checkpoint unreadable" in lines[0]
+    assert f"{broken}/state.pt" in lines[0]
+    text = (folder / "report.md").read_text()
+    assert "## Trials that could not be read" in text and "| 32 | " in text
+    assert "| 64 | " in text.split("## Summary")[1]  # the healthy trial is in the summary
+    assert (folder / "figures" / "reconstructions.png").is_file() and (folder / "figures" / "loss_curves.png").is_file()
+    # The notebook's calls leave it out with a warning instead of failing.
+    trials = results.load_table(folder, "trials")
+    with pytest.warns(UserWarning, match="left out h=32: checkpoint unreadable"):
+        report.reconstructions(trials, report.experiment_data(folder).test_images)
+
+
 def test_ablation_grid_expands_to_widths_x_activations_x_dropouts():
     from tune_ae.grids import GRIDS, resolve
 

@@ -332,9 +332,13 @@ def finish(args, settings: SweepSettings, data_dir: str | None, outcome) -> int:
               f"give them less with --cpus-per-trial/--gpus-per-trial and {how_to_continue(settings)}",
               file=sys.stderr)
         status = FAILED
-    elif unfinished.any() or signals.received:
+    elif unfinished.any():
         print(f"interrupted ({signals.name()}): {unfinished.sum()} trial(s) unfinished; {how_to_continue(settings)}",
               file=sys.stderr)
+        return signals.exit_code()
+    elif signals.received:  # stopped after the last trial ended: nothing to resume, the report not written
+        print(f"interrupted ({signals.name()}) after every trial ended; tables written, report not: write it with\n"
+              f"  {shlex.join(['python', '-m', 'tune_ae.report', str(outcome.folder)])}", file=sys.stderr)
         return signals.exit_code()
     else:
         status = OK if trials["status"].isin(results.FINISHED).all() else FAILED
