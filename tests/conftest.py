@@ -17,6 +17,18 @@ os.environ["TUNE_AE_NO_DOWNLOAD"] = "1"
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 
+# The fast tier (`python -m pytest -m "not slow"`) leaves out every test that starts a Ray, a
+# sweep or a cluster, or reads the full data set: those are "slow", by fixture or by module.
+SLOW_FIXTURES = {"ray_session", "smoke_experiment", "local_cluster", "real_data_dir"}
+SLOW_MODULES = {"test_run", "test_faults", "test_bench"}  # every test there runs the CLI end to end
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or item.module.__name__ in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
 def idx_bytes(array: np.ndarray, magic: int) -> bytes:
     header = struct.pack(f">i{array.ndim}i", magic, *array.shape)
     return header + array.astype(np.uint8).tobytes()

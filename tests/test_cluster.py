@@ -210,6 +210,7 @@ def non_loopback(found: list[tuple[str, str]]) -> list[tuple[str, str]]:
             if not address.startswith(("127.0.0.1:", "[::1]:", "[::ffff:127.0.0.1]:"))]
 
 
+@pytest.mark.slow
 def test_local_cluster_state_is_private_and_its_listeners_are_as_documented(tmp_path):
     with started_cluster(named=False) as cluster:  # the default folder: mktemp, not a fixed /tmp path
         folder = Path(cluster["dir"])
@@ -230,6 +231,7 @@ def test_embedded_ray_listeners_are_as_documented(ray_session):
     assert outside and all(UNCONFINABLE.match(name) for _, name in outside), outside
 
 
+@pytest.mark.slow
 def test_stop_ends_its_own_processes_and_spares_a_bystander(tmp_path):
     with started_cluster() as cluster:
         folder = cluster["dir"]

@@ -266,11 +266,11 @@ def run(grid_name: str, grid: Grid, settings: SweepSettings, data: FashionMNIST,
     """
     folder = storage.local_folder(settings.storage_path, settings.name)
     uri = storage.experiment_uri(settings.storage_path, settings.name)
-    token_folder = None if address else private_token()
     started = clock = time.perf_counter()
     timings = {}
-    watchdog = None
+    watchdog = token_folder = None
     try:
+        token_folder = None if address else private_token()
         start_ray(address)
         timings["ray_start_s"] = time.perf_counter() - clock
         resources = tuner.trial_resources(grid, settings)

@@ -28,7 +28,7 @@ import torch
 from tune_ae import baselines, results, train
 from tune_ae.config import TRIAL_FIELDS, default
 from tune_ae.data import SIDE, DataError, FashionMNIST, load_fashion_mnist
-from tune_ae.experiment import read_meta, recorded_grid, write_text_whole
+from tune_ae.experiment import read_meta, recorded_grid, write_text_whole, write_whole
 
 SCREEN_DPI = 100  # the PNGs are for report.md on a screen; print from the PDFs (vector)
 PIXEL_SCALE = 2  # screen pixels per image pixel in the reconstructions sheet
@@ -417,9 +417,9 @@ def write_report(folder: str | Path, data_dir: str | None = None) -> Path:
         save_figure(reconstructions(trials, data.test_images), figures / "reconstructions", vector=False)
         extra, reference = baseline_columns(trials, data)
     summary = summary_table(trials, extra)
-    summary.to_csv(folder / "summary.csv", index=False)
+    write_whole(folder / "summary.csv", lambda tmp: summary.to_csv(tmp, index=False))
     spread = seed_spread(summary)
-    spread.to_csv(folder / "spread.csv", index=False)
+    write_whole(folder / "spread.csv", lambda tmp: spread.to_csv(tmp, index=False))
     if not spread.empty:
         save_figure(width_figure(spread, reference["mean_image_mse"]), figures / "val_loss_vs_width", tight=False)
     last_run = meta["runs"][-1]
