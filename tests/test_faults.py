@@ -151,6 +151,21 @@ def test_sighup_is_an_interruption(real_data_dir, tmp_path, reference):
     assert redone(folder) <= 2
 
 
+def test_sigterm_while_ray_starts_is_an_interruption_that_leaves_nothing(real_data_dir, tmp_path):
+    store = tmp_path / "store"
+    driver = start(real_data_dir, store, "early")
+    try:
+        # Ray's first processes exist: ray.init is under way, with its own SIGTERM handlers.
+        wait_for(lambda: driver.poll() is not None or psutil.Process(driver.pid).children(), "Ray's start")
+        driver.send_signal(signal.SIGTERM)
+        out, err = driver.communicate(timeout=120)
+    finally:
+        end_session(driver.pid)
+    lines = err.strip().splitlines()
+    assert driver.returncode == 143 and len(lines) == 1 and lines[0].startswith("interrupted (SIGTERM)"), err
+    assert not (store / "early").exists()  # nothing was saved, so nothing is left to collide with
+
+
 def test_two_quick_ctrl_c_are_still_an_interruption(real_data_dir, tmp_path):
     store, folder = tmp_path / "store", tmp_path / "store" / "int"
     driver = start(real_data_dir, store, "int")

@@ -115,15 +115,20 @@ def shipped_code() -> dict:
 def start_ray(address: str | None) -> None:
     """Join `address`, or start an embedded single-node Ray sized to this machine."""
     # Trials print nothing useful to the console: their errors land in error.txt and Progress says so.
+    # Ray's C++ core would install a SIGTERM handler that prints a stack and kills the driver;
+    # tune_ae's (signals.py) stops the sweep instead. Its Python side sets SIGTERM handlers
+    # that end with sys.exit while it starts: that SystemExit is a SIGTERM, an interruption.
+    os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
     if not address:
-        ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
-        signals.install()  # Ray's core installed its own SIGTERM handler
+        with signal_during_start():
+            ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+        signals.install()
         return
     check_reachable(address)
     try:
         with deadline(CONNECT_TIMEOUT_S, f"the Ray cluster at {address} did not answer within {CONNECT_TIMEOUT_S} s; "
                                          "check that it runs Ray 2.60.0 and that its token is set (RAY_AUTH_TOKEN)"), \
-                core_log_aside() as core_log:
+                core_log_aside() as core_log, signal_during_start():
             ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING, runtime_env=shipped_code())
         signals.install()
     except ConnectionError as err:
@@ -133,6 +138,15 @@ def start_ray(address: str | None) -> None:
                               "(or RAY_AUTH_TOKEN_PATH) to the cluster's token") from None
         raise ConfigError(f"cannot join the Ray cluster at {address}: {str(err).splitlines()[0]}; "
                           "start one with `ray start --head` or drop --address to run on this machine") from None
+
+
+@contextmanager
+def signal_during_start():
+    try:
+        yield
+    except SystemExit:  # raised only by the SIGTERM handlers ray.init installs
+        signals.received.append(signal.SIGTERM)
+        raise signals.Interrupted(signal.SIGTERM) from None
 
 
 @contextmanager
