@@ -39,12 +39,28 @@ class EpochLog(tune.Callback):
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
+        self.opened: set[Path] = set()  # logs this driver has appended to (and made end in a newline)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         path = self.folder / Path(trial.path).name / EPOCHS_LOG
-        path.parent.mkdir(parents=True, exist_ok=True)
+        line = json.dumps(result, default=str) + "\n"
+        if path not in self.opened:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not ends_a_line(path):  # a line cut short by a kill or a full disk: keep it apart from this one
+                line = "\n" + line
+            self.opened.add(path)
         with path.open("a") as f:
-            f.write(json.dumps(result, default=str) + "\n")
+            f.write(line)
+
+
+def ends_a_line(path: Path) -> bool:
+    """Whether `path` is empty, missing, or ends with a newline."""
+    try:
+        with path.open("rb") as f:
+            f.seek(-1, 2)
+            return f.read(1) == b"\n"
+    except OSError:  # missing, or empty (seek before the start)
+        return True
 
 
 class Progress(tune.Callback):
