@@ -105,6 +105,15 @@ def redone(folder: Path) -> int:
     return len(reports) - len(set(reports))
 
 
+def checkpoints_named_by_tune(folder: Path) -> set[str]:
+    """The checkpoint folders Tune's newest saved state refers to (its checkpoint manager is pickled, as hex)."""
+    import re
+
+    state = json.loads(max(folder.glob("experiment_state-*.json")).read_text())
+    pickled = b"".join(bytes.fromhex(json.loads(m)["checkpoint_manager"]["value"]) for _, m in state["trial_data"])
+    return {n.decode() for n in re.findall(rb"checkpoint_\d{6}", pickled)}
+
+
 def resume(store: Path, name: str, *extra: str):
     done = run_cli("--resume", "--name", name, "--storage-path", str(store), "--no-report", *extra)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-3000:]
@@ -129,11 +138,16 @@ def test_sigterm_is_an_interruption_and_the_folder_is_locked_and_can_be_copied(r
     trials = pd.read_parquet(folder / "trials.parquet")
     assert trials["status"].tolist() == ["interrupted"] and 6 <= trials["epochs_done"].item() < EPOCHS
 
-    # A copy resumes from its own place and never reads or writes the original.
+    # A copy resumes from its own place and never reads or writes the original, even with its
+    # newest checkpoint gone (Tune's saved state names it; Tune alone would fail the trial for good).
     copy = tmp_path / "elsewhere" / "term"
     shutil.copytree(folder, copy)
     before = {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
-    resume(copy.parent, "term")
+    (trial_dir,) = results.trial_dirs(copy)
+    for name in checkpoints_named_by_tune(copy):  # e.g. rotated out by --keep-checkpoints after Tune's last save
+        shutil.rmtree(trial_dir / name)
+    resumed = resume(copy.parent, "term")
+    assert "Tune's saved state is unusable (it names checkpoints that are gone" in resumed.stdout
     epochs = assert_complete(copy, reference)
     assert all(Path(d).is_relative_to(copy) for d in epochs["trial_dir"])
     assert all(Path(c).is_relative_to(copy) for c in results.load_table(copy, "trials")["checkpoint"])
@@ -166,6 +180,25 @@ def test_sigterm_while_ray_starts_is_an_interruption_that_leaves_nothing(real_da
     assert not (store / "early").exists()  # nothing was saved, so nothing is left to collide with
 
 
+def test_a_signal_during_the_report_says_how_to_write_it(real_data_dir, tmp_path):
+    store, folder = tmp_path / "store", tmp_path / "store" / "rep"
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "tune_ae.run", "--grid", "smoke", "--hidden", "32", "--data-dir", str(real_data_dir),
+         "--storage-path", str(store), "--name", "rep"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        for line in driver.stdout:  # the tables are written and Ray is down: the report comes next
+            if "trials.csv:" in line:
+                driver.send_signal(signal.SIGTERM)
+                break
+        out, err = driver.communicate(timeout=120)
+    finally:
+        end_session(driver.pid)
+    assert driver.returncode == 143 and "Traceback" not in err, err[-2000:]
+    assert "after every trial ended" in err and f"python -m tune_ae.report {folder}" in err and "--resume" not in err
+    assert results.load_table(folder, "trials")["status"].tolist() == ["done"]
+
+
 def test_two_quick_ctrl_c_are_still_an_interruption(real_data_dir, tmp_path):
     store, folder = tmp_path / "store", tmp_path / "store" / "int"
     driver = start(real_data_dir, store, "int")
@@ -191,6 +224,11 @@ def test_sigkill_then_a_truncated_checkpoint_resumes_from_the_older_one(real_dat
     kept_epoch = max(results.checkpoint_epoch(p) for p in trial_dir.glob("checkpoint_*") if p != newest)
     with open(newest / train.STATE_FILE, "r+b") as f:
         f.truncate(100)  # a node lost mid-write
+    # Epochs the driver never logged, and the kept checkpoint's rows file lost: state.pt carries them too.
+    log = trial_dir / results.EPOCHS_LOG
+    log.write_text("".join(line + "\n" for line in log.read_text().splitlines()[:kept_epoch - 2]))
+    kept = next(p for p in trial_dir.glob("checkpoint_*") if results.checkpoint_epoch(p) == kept_epoch)
+    (kept / results.HISTORY_FILE).write_text("")
     done = resume(store, "kill")
     aside = trial_dir / (results.SET_ASIDE_PREFIX + newest.name)
     assert (aside / train.STATE_FILE).stat().st_size == 100  # set aside, not deleted

@@ -66,6 +66,7 @@ def test_smoke_grid_end_to_end(smoke_experiment, real_data_dir):
         (["--hidden", "64", "--dropout", "2"], "dropout must be in [0, 1)"),
         (["--name", "n" * 256], "name must be at most 200 bytes, got 256"),
         (["--address", "10.0.0.5"], "--address '10.0.0.5' is not HOST:PORT"),
+        (["--name", "a\nb"], "name must not contain control characters"),
     ],
 )
 def test_bad_input_one_line_exit_2(tmp_path, args, words):

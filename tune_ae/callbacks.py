@@ -70,8 +70,10 @@ class Progress(tune.Callback):
     goes to the experiment folder (sweep.py).
     """
 
-    def __init__(self, swept: list[str], configs: list[dict], every_s: float = 10.0, out: TextIO = sys.stdout):
+    def __init__(self, swept: list[str], configs: list[dict], every_s: float = 10.0, out: TextIO = sys.stdout,
+                 folder: str | Path | None = None):
         self.swept, self.n_trials, self.every_s, self.out = swept, len(configs), every_s, out
+        self.folder = Path(folder) if folder else None  # the experiment: tells a trial that trained before
         self.width = max((len(trial_label(c, swept)) for c in configs), default=0)  # labels line up in a column
         self.started = time.monotonic()
         self.last_line: dict[str, float] = {}
@@ -82,6 +84,16 @@ class Progress(tune.Callback):
     def line(self, trial: Trial, text: str) -> None:
         elapsed = time.monotonic() - self.started
         print(f"{duration(elapsed):>7}  {trial_label(trial.config, self.swept):<{self.width}}  {text}", file=self.out, flush=True)
+
+    def trained_before(self, trial: Trial) -> bool:
+        """Whether the trial's epochs log held epochs before this start's first (just logged) result."""
+        if self.folder is None:
+            return False
+        try:
+            with (self.folder / Path(trial.path).name / EPOCHS_LOG).open("rb") as f:
+                return sum(1 for _ in f) > 1
+        except OSError:
+            return False
 
     def on_trial_start(self, iteration, trials, trial, **info):
         first = trial.trial_id not in self.begun
@@ -96,7 +108,7 @@ class Progress(tune.Callback):
         if resumed is not None:
             retry = trial.trial_id in self.retrying
             self.retrying.discard(trial.trial_id)
-            if resumed or retry or result.get("set_aside"):
+            if resumed or retry or result.get("set_aside") or self.trained_before(trial):
                 self.line(trial, f"continues from its checkpoint at epoch {resumed}" if resumed
                           else "starts again from epoch 1 (no checkpoint of it loads)")
         first_epoch, first_time = self.first_epoch.setdefault(trial.trial_id, (epoch, now))

@@ -153,8 +153,8 @@ class SweepSettings:
             raise ConfigError(f"name must be a plain folder name (no '/', not starting with '.'), got {self.name!r}")
         if len(self.name.encode()) > 200:  # folder names end at 255 bytes; suffixes and temp names need room
             raise ConfigError(f"name must be at most 200 bytes, got {len(self.name.encode())}; pass a shorter --name")
-        if "\0" in self.name:
-            raise ConfigError("name must not contain a NUL character")
+        if any(ord(c) < 32 or ord(c) == 127 for c in self.name):
+            raise ConfigError(f"name must not contain control characters (newline, tab, ...), got {self.name!r}")
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "SweepSettings":

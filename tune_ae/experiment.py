@@ -94,6 +94,10 @@ def write_whole(path: Path, write: Callable[[Path], object]) -> None:
     try:
         write(tmp)
         os.replace(tmp, path)
+    except OSError as err:
+        if not err.filename or str(err.filename) == str(tmp):  # name the file meant, not the temporary one
+            err.filename = str(path)
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 

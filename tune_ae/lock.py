@@ -37,8 +37,12 @@ def in_use(folder: Path) -> str:
 def acquire(folder: Path) -> None:
     """Lock `folder` (created if missing) for this process, or raise ConfigError naming the holder."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as err:
+        raise ConfigError(f"cannot lock {folder} ({err.strerror}): a run needs to write there; "
+                          "check the folder's permissions and free space") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as err:
@@ -50,9 +54,12 @@ def acquire(folder: Path) -> None:
         raise ConfigError(in_use(folder)) from None
     info = {"host": platform.node(), "pid": os.getpid(),
             "started": dt.datetime.now().astimezone().isoformat(timespec="seconds")}
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
     _held[folder] = fd
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
+    except OSError:  # a full disk: the lock holds all the same, the holder just goes unnamed
+        pass
 
 
 def check_free(folder: Path) -> None:

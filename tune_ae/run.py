@@ -196,8 +196,11 @@ def main(argv: list[str] | None = None, prog: str = "python -m tune_ae.run") -> 
     try:
         return sweep_and_report(args, argv, grid_name, grid, settings, data, data_dir, changed)
     except KeyboardInterrupt:
-        save_tables_if_any(folder)
-        print(f"\ninterrupted ({signals.name()}); {how_to_continue(settings)}", file=sys.stderr)
+        if save_tables_if_any(folder):
+            print(f"\ninterrupted ({signals.name()}) after every trial ended; the report is not written: write it with\n"
+                  f"  {shlex.join(['python', '-m', 'tune_ae.report', str(folder)])}", file=sys.stderr)
+        else:
+            print(f"\ninterrupted ({signals.name()}); {how_to_continue(settings)}", file=sys.stderr)
         return signals.exit_code()
     finally:
         with signals.held():
@@ -206,18 +209,21 @@ def main(argv: list[str] | None = None, prog: str = "python -m tune_ae.run") -> 
             lock.release(folder)
 
 
-def save_tables_if_any(folder: Path) -> None:
-    """After a second signal cut the sweep short: the tables still show where each trial stands."""
+def save_tables_if_any(folder: Path) -> bool:
+    """After a signal cut the sweep or its report short: the tables still show where each trial
+    stands. Returns whether every trial had finished (then there is nothing to resume)."""
     if not (folder / experiment.META_FILE).is_file():
-        return
+        return False
     from tune_ae import results
 
     with signals.held():
         try:
             results.save_tables(folder)
             print(f"tables: {folder / 'trials.csv'}", file=sys.stderr)
+            return bool(results.load_table(folder, "trials")["status"].isin(results.FINISHED).all())
         except Exception as err:  # the interruption is what to report; the tables are rebuilt by the next run
             print(f"tables not written ({type(err).__name__}: {err})", file=sys.stderr)
+            return False
 
 
 def load_data(data_dir: str | None, subset: int | None):
@@ -351,7 +357,10 @@ def finish(args, settings: SweepSettings, data_dir: str | None, outcome) -> int:
         if not write_report_or_say_why(outcome.folder, data_dir):
             status = FAILED
         timings["report_s"] = time.perf_counter() - clock
-    experiment.add_to_last_run(outcome.folder, {"timings": timings})  # where the time went, for benchmarks
+    try:
+        experiment.add_to_last_run(outcome.folder, {"timings": timings})  # where the time went, for benchmarks
+    except OSError:  # a full disk already said by the report's error; the timings are only for benchmarks
+        status = FAILED
     if storage.is_uri(settings.storage_path):  # our files join Tune's at the URI
         ours = [str(p.relative_to(outcome.folder)) for p in outcome.folder.rglob("*") if p.is_file()
                 and (p.parent == outcome.folder and p.suffix in (".parquet", ".csv", ".md", ".log")

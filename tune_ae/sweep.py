@@ -302,7 +302,7 @@ def run(grid_name: str, grid: Grid, settings: SweepSettings, data: FashionMNIST,
 
         watchdog = callbacks.PendingWatchdog(settings.pending_timeout_s)
         configs = [c.to_dict() for c in grid.trial_configs()]
-        hooks = [callbacks.Progress(grid.swept(), configs), watchdog]
+        hooks = [callbacks.Progress(grid.swept(), configs, folder=folder), watchdog]
         sweep = None
         if resuming and not restart:
             try:
@@ -338,6 +338,7 @@ def run(grid_name: str, grid: Grid, settings: SweepSettings, data: FashionMNIST,
             try:
                 ray.shutdown()
             finally:
+                signals.install()  # ray.shutdown resets SIGTERM's action to the default (death) underneath Python
                 timings["shutdown_s"] = time.perf_counter() - clock
                 if token_folder:
                     shutil.rmtree(token_folder, ignore_errors=True)

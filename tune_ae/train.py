@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -49,6 +49,9 @@ class TrainState:
     epoch: int = 0  # epochs completed
     cuda_graphs: bool = False  # replay each epoch as one CUDA graph (CUDA only)
     graph: object = None  # the captured epoch (cuda_graph.GraphedEpoch), built at first use; never saved
+    # The caller's per-epoch records (the trainable keeps its reported rows here): saved in the
+    # same file as the weights, so a checkpoint always knows the epochs it stands for.
+    history: list = field(default_factory=list)
 
 
 def derived_seed(seed: int, stream: int, epoch: int) -> int:
@@ -199,6 +202,7 @@ def state_dict(state: TrainState) -> dict:
         "shuffle": state.shuffle.get_state(),
         "dropout": state.dropout.get_state(),
         "epoch": state.epoch,
+        "history": state.history,
     }
 
 
@@ -221,6 +225,7 @@ def load_state_dict(state: TrainState, saved: dict, seed: int) -> None:
     state.model.load_state_dict(saved["model"])
     state.optimizer.load_state_dict(saved["optimizer"])
     state.epoch = saved["epoch"]
+    state.history = list(saved.get("history", []))  # none in checkpoints of an older tune_ae
     device = state.shuffle.device.type
     if saved_device(saved) == device:
         dropout = saved.get("dropout")

@@ -5,7 +5,8 @@ own folder that loads, whatever Tune's saved state says: that state is written e
 seconds and can be older than the checkpoints (a killed driver) or unreadable (a full disk).
 A checkpoint that does not load is set aside (its folder renamed `unreadable-checkpoint_N`)
 and the next older one is tried; with none left, the trial starts from epoch 1. Each checkpoint also carries the
-trial's reported rows so far (`results.HISTORY_FILE`), so the tables miss no epoch that a
+trial's reported rows so far, inside state.pt (so they go with the weights) and beside it as
+`results.HISTORY_FILE` (for the tables, read without torch): the tables miss no epoch that a
 checkpoint holds, even one the driver never logged.
 """
 
@@ -98,7 +99,7 @@ def resume_point(experiment: str, trial: TrialConfig, device: torch.device, cuda
                 saved_config, state = train.load(Path(folder) / train.STATE_FILE, device, cuda_graphs)
                 if saved_config != trial:
                     raise ValueError(f"it holds another configuration ({saved_config})")
-                history = read_history(Path(folder))
+                history = state.history or read_history(Path(folder))  # the file: checkpoints of an older tune_ae
         except Exception as err:  # truncated, zeroed, not a checkpoint: keep it for a post-mortem, out of the way
             reason = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"[:200]
             aside = set_aside_path(fs, path)
@@ -132,11 +133,12 @@ def train_autoencoder(config: dict, data: FashionMNIST, checkpoint_every: int, c
     elif tune.get_checkpoint():
         with tune.get_checkpoint().as_directory() as folder:
             _, state = train.load(Path(folder) / train.STATE_FILE, device, cuda_graphs)
-            history = read_history(Path(folder))
+            history = state.history or read_history(Path(folder))
     resumed_from = state.epoch if state else 0
     state = state or train.init_state(trial, device, cuda_graphs)
     # Rows reported before the checkpoint: the rest of this run's history is appended below.
     history = [row for row in history if row.get("epoch", 0) <= resumed_from]
+    state.history = history  # saved with every checkpoint from here on
 
     identity = {
         **trial.to_dict(),
@@ -159,7 +161,7 @@ def train_autoencoder(config: dict, data: FashionMNIST, checkpoint_every: int, c
         if epoch == trial.epochs:  # the report's per-trial numbers, here: in parallel, on the trial's device
             result.update(baselines.trial_analysis(state.model, train_x, data.train_labels, val_x, data.test_labels))
         result["reported_at"] = time.time()
-        history.append(result)
+        history.append(json.loads(json.dumps(result, default=str)))  # plain types: state.pt loads weights_only
         result = {**result, **start}
         start = {}
         if epoch % checkpoint_every and epoch != trial.epochs:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Callable
 
@@ -155,8 +156,27 @@ def unusable_state(folder: Path) -> str | None:
             trials = [json.loads(trial_json) for trial_json, _ in state["trial_data"]]
             if not all(isinstance(t.get("config"), dict) and "hidden" in t["config"] for t in trials):
                 raise ValueError("a trial without its config")
-            return None
         except (OSError, ValueError, KeyError, TypeError) as err:
             path.rename(path.with_name(f".{path.name}.unreadable"))
             problem = f"{path.name}: {type(err).__name__}"
+            continue
+        gone = missing_checkpoints(Path(folder), state)
+        # Tune hands a restored trial the checkpoint its state names and fails the trial for good
+        # if that folder is gone (rotated out by --keep-checkpoints after the state was saved).
+        return f"it names checkpoints that are gone ({', '.join(gone[:3])})" if gone else None
     return problem
+
+
+def missing_checkpoints(folder: Path, state: dict) -> list[str]:
+    """Checkpoint folders Tune's saved state refers to that are not on disk. Its checkpoint
+    manager is stored pickled (hex); the folder names are plain text inside it."""
+    gone = []
+    for trial_json, metadata_json in state["trial_data"]:
+        trial_dir = folder / json.loads(trial_json).get("relative_logdir", "")
+        try:
+            pickled = bytes.fromhex(json.loads(metadata_json)["checkpoint_manager"]["value"])
+        except (ValueError, KeyError, TypeError):
+            continue
+        names = set(re.findall(rb"checkpoint_\d{6}", pickled))
+        gone += [f"{trial_dir.name}/{n.decode()}" for n in sorted(names) if not (trial_dir / n.decode()).is_dir()]
+    return gone

@@ -336,9 +336,12 @@ def save_figure(fig: plt.Figure, stem: Path, vector: bool = True, tight: bool = 
     paths = [stem.with_suffix(".png")] + ([stem.with_suffix(".pdf")] if vector else [])
     if not vector:
         stem.with_suffix(".pdf").unlink(missing_ok=True)  # an older report's, which would no longer match
-    for path in paths:
-        fig.savefig(path, dpi=SCREEN_DPI, bbox_inches="tight" if tight else None)
-    plt.close(fig)
+    try:
+        for path in paths:  # whole or not at all: a full disk leaves the older figure, not an empty file
+            write_whole(path, lambda tmp: fig.savefig(tmp, format=path.suffix[1:], dpi=SCREEN_DPI,
+                                                      bbox_inches="tight" if tight else None))
+    finally:
+        plt.close(fig)
     return paths
 
 

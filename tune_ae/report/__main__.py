@@ -6,12 +6,22 @@ import os
 import sys
 from pathlib import Path
 
+from tune_ae import signals
 from tune_ae.args import FAILED, OK, USAGE_ERROR, Parser, exit_now
 from tune_ae.config import ConfigError
 from tune_ae.experiment import META_FILE, read_meta
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m tune_ae.report") -> int:
+    signals.install()
+    try:
+        return write(argv, prog)
+    except KeyboardInterrupt:  # files are written whole: an interrupted report leaves the older ones
+        print(f"interrupted ({signals.name()}); run the command again to write the report", file=sys.stderr)
+        return signals.exit_code()
+
+
+def write(argv: list[str] | None, prog: str) -> int:
     p = Parser(prog=prog, description="Write figures and report.md for an experiment folder.")
     p.add_argument("experiment", help="experiment folder (holds tune_ae.json)")
     p.add_argument("--data-dir", help="Fashion-MNIST folder, if not the one the sweep read")
