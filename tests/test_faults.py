@@ -1,6 +1,6 @@
 """The fault matrix: a sweep ended by SIGTERM, SIGHUP, SIGKILL (then its newest checkpoint
-truncated), two quick Ctrl-C, a full disk, a second run on the same folder, and a copied
-folder. Each asserts the exit code and readable tables, and that `--resume` finishes with
+truncated), a full disk, a second run on the same folder, and a copied folder (two quick
+Ctrl-C: test_run.py). Each asserts the exit code and readable tables, and that `--resume` finishes with
 every epoch once and the metrics of an uninterrupted run.
 
 One small trial (h = 64, 3,000 images, minibatches of 50, 24 epochs, a checkpoint every 2),
@@ -155,14 +155,11 @@ def test_sigterm_is_an_interruption_and_the_folder_is_locked_and_can_be_copied(r
     assert redone(copy) <= 2  # at most the epochs since the last checkpoint
 
 
-def test_sighup_is_an_interruption(real_data_dir, tmp_path, reference):
+def test_sighup_is_an_interruption(real_data_dir, tmp_path):
     store, folder = tmp_path / "store", tmp_path / "store" / "hup"
     code, out, err = stop(start(real_data_dir, store, "hup"), signal.SIGHUP, 5, folder)
     assert code == 129 and "Traceback" not in err and "--resume --name hup" in err, err[-2000:]
-    assert pd.read_parquet(folder / "trials.parquet")["status"].tolist() == ["interrupted"]
-    resume(store, "hup")
-    assert_complete(folder, reference)
-    assert redone(folder) <= 2
+    assert pd.read_parquet(folder / "trials.parquet")["status"].tolist() == ["interrupted"]  # resumed as SIGTERM's
 
 
 def test_sigterm_while_ray_starts_is_an_interruption_that_leaves_nothing(real_data_dir, tmp_path):
@@ -199,22 +196,6 @@ def test_a_signal_during_the_report_says_how_to_write_it(real_data_dir, tmp_path
     assert results.load_table(folder, "trials")["status"].tolist() == ["done"]
 
 
-def test_two_quick_ctrl_c_are_still_an_interruption(real_data_dir, tmp_path):
-    store, folder = tmp_path / "store", tmp_path / "store" / "int"
-    driver = start(real_data_dir, store, "int")
-    try:
-        wait_for(lambda: logged_epochs(folder) >= 3, "epoch 3")
-        driver.send_signal(signal.SIGINT)
-        time.sleep(0.2)  # the second press, while Tune is stopping
-        driver.send_signal(signal.SIGINT)
-        out, err = driver.communicate(timeout=120)
-    finally:
-        end_session(driver.pid)
-    assert driver.returncode == 130 and "Traceback" not in err, err[-2000:]
-    assert "--resume --name int" in err
-    assert results.load_table(folder, "trials")["status"].tolist() == ["interrupted"]
-
-
 def test_sigkill_then_a_truncated_checkpoint_resumes_from_the_older_one(real_data_dir, tmp_path, reference):
     store, folder = tmp_path / "store", tmp_path / "store" / "kill"
     code, _, _ = stop(start(real_data_dir, store, "kill"), signal.SIGKILL, 11, folder)
@@ -245,7 +226,7 @@ def test_a_full_disk_ends_the_sweep_in_one_line_and_resume_finishes_it(real_data
         pytest.fail(f"this test mounts a small tmpfs and needs root: {mounted.stderr.strip()}", pytrace=False)
     try:
         folder = mount / "full"
-        driver = start(real_data_dir, mount, "full")
+        driver = start(real_data_dir, mount, "full", "--max-failures", "0")  # no retries into a full disk
         try:
             wait_for(lambda: logged_epochs(folder) >= 5, "epoch 5")
             free = shutil.disk_usage(mount).free

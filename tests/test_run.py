@@ -150,7 +150,7 @@ def test_every_trial_failing_is_one_line_each(real_data_dir, tmp_path):
     assert pd.read_csv(tmp_path / "f" / "trials.csv")["status"].tolist() == ["error"]
 
 
-def test_ctrl_c_exits_130_with_the_resume_command_and_resume_applies_new_settings(real_data_dir, tmp_path):
+def test_two_ctrl_c_exit_130_with_the_resume_command_and_resume_applies_new_settings(real_data_dir, tmp_path):
     store, folder = tmp_path / "store", tmp_path / "store" / "c"
     driver = subprocess.Popen(
         [sys.executable, "-m", "tune_ae.run", "--grid", "smoke", "--epochs", "20", "--batch-size", "50",
@@ -159,6 +159,8 @@ def test_ctrl_c_exits_130_with_the_resume_command_and_resume_applies_new_setting
     try:
         wait_for(lambda: len(list(folder.glob("*/checkpoint_*"))) >= 2, timeout=120, what="checkpoints")
         driver.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        time.sleep(0.2)
+        driver.send_signal(signal.SIGINT)  # pressed again while Tune stops: faster, still an interruption
         out, err = driver.communicate(timeout=120)
     finally:
         end_session(driver.pid)

@@ -300,12 +300,22 @@ def sweep_and_report(args, argv, grid_name, grid, settings, data, data_dir, chan
                                                  f"{shlex.join(['python', '-m', 'tune_ae.report', str(outcome.folder)])}")
 
 
+def disk_full(folder: Path) -> bool:
+    """Whether the experiment's file system has (next to) no space left: under 1 MiB."""
+    try:
+        return shutil.disk_usage(folder).free < 2**20
+    except OSError:
+        return False
+
+
 def driver_error(err: Exception, folder: Path, what: str) -> int:
     """An unexpected error: one line on the console, the traceback in the experiment folder.
 
     A failed write (a full disk) is not a bug: the line names the path and the error.
     """
     failed = write_error(err)
+    if failed is None and disk_full(folder):  # Tune's own reads of what a full disk cut short (an empty pickle)
+        failed = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(folder))
     if failed is not None:
         where = failed.filename or folder
         print(f"error: cannot write {where}: {failed.strerror}; free space (or fix the storage) and {what.split('; ', 1)[-1]}",
