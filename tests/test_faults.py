@@ -279,8 +279,10 @@ def test_an_experiment_state_cut_short_is_set_aside(tmp_path):
     good = {"trial_data": [[json.dumps({"config": {"hidden": 64}}), "{}"]]}
     (tmp_path / "experiment_state-2026-01-01_00-00-00.json").write_text(json.dumps(good))
     (tmp_path / "experiment_state-2026-01-02_00-00-00.json").write_text(json.dumps(good)[:40])
-    assert tuner.unusable_state(tmp_path) is None  # the older one is whole: Tune restores from it
+    # Set aside; the older one is whole, but the newer may live on at a URI: a new Tuner, not Tune's restore.
+    assert tuner.unusable_state(tmp_path) == "experiment_state-2026-01-02_00-00-00.json: JSONDecodeError"
     assert [p.name for p in tmp_path.glob("experiment_state-*")] == ["experiment_state-2026-01-01_00-00-00.json"]
+    assert tuner.unusable_state(tmp_path) is None  # what is left is whole
     (tmp_path / "experiment_state-2026-01-01_00-00-00.json").write_text("")
     assert "experiment_state-2026-01-01_00-00-00.json: JSONDecodeError" in tuner.unusable_state(tmp_path)
     assert not list(tmp_path.glob("experiment_state-*"))

@@ -109,3 +109,12 @@ def test_saved_tables_are_relative_and_a_damaged_one_is_rebuilt(tmp_path):
     with pytest.warns(UserWarning, match="unreadable"):
         epochs = results.load_table(moved, "epochs")
     assert epochs["epoch"].tolist() == [1, 2, 3] and epochs["trial_dir"].tolist() == [str(moved / "train_autoencoder_a")] * 3
+
+
+def test_a_start_from_an_older_checkpoint_voids_the_later_rows_of_the_run_it_replaced(tmp_path):
+    trial_dir = tmp_path / "t"
+    trial_dir.mkdir()
+    rows = [{"epoch": e, "val_loss": 1.0} for e in (1, 2, 3, 4, 5)]  # a run killed after epoch 5
+    rows += [{"epoch": 3, "val_loss": 0.5, "resumed_from_epoch": 2}, {"epoch": 4, "val_loss": 0.4}]  # resumed at 2
+    (trial_dir / results.EPOCHS_LOG).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert [(r["epoch"], r["val_loss"]) for r in results.read_reports(trial_dir)] == [(1, 1.0), (2, 1.0), (3, 0.5), (4, 0.4)]

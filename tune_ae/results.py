@@ -93,9 +93,15 @@ def read_reports(trial_dir: Path) -> list[dict]:
     path = trial_dir / EPOCHS_LOG
     if not path.is_file():
         path = trial_dir / "result.json"
+    logged: dict = {}
+    for row in json_lines(path) if path.is_file() else []:
+        resumed = row.get("resumed_from_epoch")  # a start from a checkpoint: later rows of an earlier start are void
+        if isinstance(resumed, int):
+            logged = {epoch: r for epoch, r in logged.items() if isinstance(epoch, int) and epoch <= resumed}
+        logged[row.get("epoch")] = row
     latest = latest_checkpoint(trial_dir)
-    rows = checkpoint_history(latest) if latest else []
-    return rows + (json_lines(path) if path.is_file() else [])
+    kept = [row for row in (checkpoint_history(latest) if latest else []) if row.get("epoch") not in logged]
+    return kept + list(logged.values())
 
 
 def tune_trials(experiment_dir: str | Path) -> dict[str, dict]:
@@ -138,9 +144,8 @@ def load_epochs(experiment_dir: str | Path) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=EPOCH_COLUMNS + ["trial_dir"])
     epochs = pd.concat(frames, ignore_index=True)
-    for name in TRIAL_FIELDS:  # a field added after this experiment ran: it ran at the default
-        if name not in epochs:
-            epochs[name] = default(name)
+    for name in TRIAL_FIELDS:  # a field added after this experiment (or its first run) ran: it ran at the default
+        epochs[name] = epochs[name].fillna(default(name)) if name in epochs else default(name)
     for name in EPOCH_COLUMNS:
         if name not in epochs:
             epochs[name] = None
@@ -250,7 +255,7 @@ def load_trials(experiment_dir: str | Path) -> pd.DataFrame:
 
 def save_tables(experiment_dir: str | Path) -> dict[str, Path]:
     """Write epochs and trials as Parquet and CSV into the experiment folder; returns the paths."""
-    experiment_dir = Path(experiment_dir)
+    experiment_dir = Path(experiment_dir).expanduser().resolve()  # relative paths against the real folder
     epochs = load_epochs(experiment_dir)
     tables = {"epochs": epochs, "trials": summarise_trials(epochs, experiment_dir)}
     paths = {}

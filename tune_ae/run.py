@@ -103,6 +103,7 @@ def plan_resume(args, storage_path: str) -> tuple[str, Grid, SweepSettings, str 
         raise ConfigError(f"--resume continues the experiment as it was started; drop {' '.join(grid_given) or '--grid'}")
     if args.name is not None:
         check_name(args.name)
+        lock.check_free(storage.local_folder(storage_path, args.name))  # before a pull could touch a running sweep's mirror
         folder = storage.pull(storage_path, args.name)
     elif storage.is_uri(storage_path):
         raise ConfigError(f"--resume with a URI storage path needs --name (the experiment under {storage_path})")
@@ -204,7 +205,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m tune_ae.run") -> 
         return signals.exit_code()
     finally:
         with signals.held():
-            if created and not (folder / experiment.META_FILE).exists():
+            if created and not (folder / experiment.META_FILE).exists() and not (folder / DRIVER_ERROR_FILE).exists():
                 shutil.rmtree(folder, ignore_errors=True)  # refused or stopped before its record: leave nothing
             lock.release(folder)
 
@@ -349,8 +350,8 @@ def finish(args, settings: SweepSettings, data_dir: str | None, outcome) -> int:
               file=sys.stderr)
         status = FAILED
     elif unfinished.any():
-        print(f"interrupted ({signals.name()}): {unfinished.sum()} trial(s) unfinished; {how_to_continue(settings)}",
-              file=sys.stderr)
+        how = f" ({signals.name()})" if signals.received else ""
+        print(f"interrupted{how}: {unfinished.sum()} trial(s) unfinished; {how_to_continue(settings)}", file=sys.stderr)
         return signals.exit_code()
     elif signals.received:  # stopped after the last trial ended: nothing to resume, the report not written
         print(f"interrupted ({signals.name()}) after every trial ended; tables written, report not: write it with\n"

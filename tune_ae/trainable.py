@@ -71,6 +71,21 @@ def set_aside_path(fs: pyarrow.fs.FileSystem, path: str) -> str:
     raise OSError(f"no free name to set {path} aside")
 
 
+def move_aside(fs: pyarrow.fs.FileSystem, path: str) -> str:
+    """Rename an unreadable checkpoint folder out of the way; returns its new name. Object stores
+    cannot move a folder: there it is copied and deleted, or, failing that, left (and skipped)."""
+    aside = set_aside_path(fs, path)
+    try:
+        fs.move(path, aside)
+    except (OSError, NotImplementedError):
+        try:
+            pyarrow.fs.copy_files(path, aside, source_filesystem=fs, destination_filesystem=fs)
+            fs.delete_dir(path)
+        except (OSError, NotImplementedError):
+            return "left in place"
+    return aside.rsplit("/", 1)[-1]
+
+
 def read_history(folder: Path) -> list[dict]:
     path = folder / HISTORY_FILE
     if not path.is_file():
@@ -100,11 +115,11 @@ def resume_point(experiment: str, trial: TrialConfig, device: torch.device, cuda
                 if saved_config != trial:
                     raise ValueError(f"it holds another configuration ({saved_config})")
                 history = state.history or read_history(Path(folder))  # the file: checkpoints of an older tune_ae
+        except (OSError, torch.cuda.OutOfMemoryError):  # the storage or the device, not the file: Tune retries
+            raise
         except Exception as err:  # truncated, zeroed, not a checkpoint: keep it for a post-mortem, out of the way
             reason = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"[:200]
-            aside = set_aside_path(fs, path)
-            fs.move(path, aside)
-            set_aside.append(f"{path} -> {aside.rsplit('/', 1)[-1]} ({reason})")
+            set_aside.append(f"{path} -> {move_aside(fs, path)} ({reason})")
             continue
         if best is None or state.epoch > best[0].epoch:
             best = (state, history)

@@ -17,7 +17,7 @@ from ray.tune.schedulers import ASHAScheduler
 
 from tune_ae import storage
 from tune_ae.callbacks import EpochLog
-from tune_ae.config import TRIAL_FIELDS, SweepSettings
+from tune_ae.config import TRIAL_FIELDS, SweepSettings, TrialConfig
 from tune_ae.data import FashionMNIST
 from tune_ae.grids import Grid
 from tune_ae.trainable import train_autoencoder
@@ -66,6 +66,10 @@ def folder_name(config: dict) -> str:
     """A trial's folder, named by its full config: the same trial gets the same folder in every
     Tuner of the experiment, so one started afresh on resume (Tune's saved state unreadable)
     continues from the checkpoints already there. Tune's default name has a per-run id in it."""
+    try:  # as TrialConfig normalises it (dropout=0 -> 0.0), so every path to a name agrees
+        config = TrialConfig.from_dict({k: v for k, v in config.items() if k in TRIAL_FIELDS}, fill_defaults=True).to_dict()
+    except (ValueError, TypeError):
+        pass
     return ",".join(f"{name}={config.get(name)}" for name in TRIAL_FIELDS)
 
 
@@ -163,7 +167,9 @@ def unusable_state(folder: Path) -> str | None:
         gone = missing_checkpoints(Path(folder), state)
         # Tune hands a restored trial the checkpoint its state names and fails the trial for good
         # if that folder is gone (rotated out by --keep-checkpoints after the state was saved).
-        return f"it names checkpoints that are gone ({', '.join(gone[:3])})" if gone else None
+        # A newer state set aside here is set aside in this folder only (a URI's copy stays): a
+        # new Tuner, then, rather than Tune's restore of whichever file it finds newest.
+        return f"it names checkpoints that are gone ({', '.join(gone[:3])})" if gone else problem
     return problem
 
 
