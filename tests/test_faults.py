@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -44,11 +45,11 @@ def reference(real_data_dir):
     return [(m["train_loss"], m["val_loss"]) for m in train.train(config, train_x, val_x)]
 
 
-def start(real_data_dir, store: Path, name: str, *extra: str) -> subprocess.Popen:
+def start(real_data_dir, store: Path, name: str, *extra: str, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "tune_ae.run", *SWEEP, "--data-dir", str(real_data_dir), "--storage-path", str(store),
          "--name", name, *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, env={**os.environ, **(env or {})})
 
 
 def logged_epochs(folder: Path) -> int:
@@ -218,35 +219,67 @@ def test_sigkill_then_a_truncated_checkpoint_resumes_from_the_older_one(real_dat
     assert_complete(folder, reference)
 
 
-def test_a_full_disk_ends_the_sweep_in_one_line_and_resume_finishes_it(real_data_dir, tmp_path, reference):
-    mount = tmp_path / "small"
-    mount.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(mount)], capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.fail(f"this test mounts a small tmpfs and needs root: {mounted.stderr.strip()}", pytrace=False)
-    try:
-        folder = mount / "full"
-        driver = start(real_data_dir, mount, "full", "--max-failures", "0")  # no retries into a full disk
-        try:
-            wait_for(lambda: logged_epochs(folder) >= 5, "epoch 5")
-            free = shutil.disk_usage(mount).free
-            with open(mount / "filler", "wb") as f:  # everything that is left, so that the next write fails
+# Where a tmpfs cannot be mounted (no root), ENOSPC is injected instead: every Python write
+# under the storage path fails once the trigger file exists, in the driver and in Ray's workers
+# (which inherit PYTHONPATH). Tune's own C++ writes then still succeed; a tmpfs fails them too.
+INJECT = """
+import builtins, errno, io, os
+_store, _trigger, _open = os.environ["FULL_DISK_STORE"], os.environ["FULL_DISK_TRIGGER"], io.open
+def _full_open(file, mode="r", *args, **kwargs):
+    named = isinstance(file, (str, bytes, os.PathLike))  # not a file descriptor
+    if named and any(c in mode for c in "wax+") and os.fsdecode(os.fspath(file)).startswith(_store) \
+            and os.path.exists(_trigger):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.fsdecode(os.fspath(file)))
+    return _open(file, mode, *args, **kwargs)
+builtins.open = io.open = _full_open
+"""
+
+
+@contextmanager
+def small_disk(tmp_path: Path):
+    """(storage folder, fill, free): a 32 MB tmpfs filled to the last byte, or the injected ENOSPC."""
+    store = tmp_path / "small"
+    store.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(store)], capture_output=True)
+    filler = store / "filler"
+    if mounted.returncode == 0:
+        def fill():
+            with open(filler, "wb") as f:  # everything that is left, so that the next write fails
                 try:
-                    f.write(b"\0" * free)
+                    f.write(b"\0" * shutil.disk_usage(store).free)
                 except OSError:
                     pass
+        try:
+            yield store, {}, fill, filler.unlink
+        finally:
+            subprocess.run(["umount", "-l", str(store)], capture_output=True)
+        return
+    inject = tmp_path / "inject"
+    inject.mkdir()
+    (inject / "sitecustomize.py").write_text(INJECT)
+    trigger = tmp_path / "disk-is-full"
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(inject), os.environ.get("PYTHONPATH")])),
+           "FULL_DISK_STORE": str(store), "FULL_DISK_TRIGGER": str(trigger)}
+    yield store, env, trigger.touch, trigger.unlink
+
+
+def test_a_full_disk_ends_the_sweep_in_one_line_and_resume_finishes_it(real_data_dir, tmp_path, reference):
+    with small_disk(tmp_path) as (store, env, fill, free):
+        folder = store / "full"
+        driver = start(real_data_dir, store, "full", "--max-failures", "0", env=env)  # no retries into a full disk
+        try:
+            wait_for(lambda: logged_epochs(folder) >= 5, "epoch 5")
+            fill()
             out, err = driver.communicate(timeout=180)
         finally:
             end_session(driver.pid)
         lines = err.strip().splitlines()
         assert driver.returncode == 1 and "Traceback" not in err, err[-3000:]
         assert any(line.startswith("error: cannot write") and "No space left on device" in line for line in lines), err
-        assert f"--resume --name full --storage-path {mount}" in err
-        (mount / "filler").unlink()
-        resume(mount, "full")
+        assert f"--resume --name full --storage-path {store}" in err
+        free()
+        resume(store, "full")
         assert_complete(folder, reference)  # one trial: no phantom from a state file cut short
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
 
 
 def test_resume_command_is_quoted_for_the_shell():

@@ -293,12 +293,13 @@ def sweep_and_report(args, argv, grid_name, grid, settings, data, data_dir, chan
     except Exception as err:  # a full disk, a bug or a Ray failure: one line here, the traceback in the folder
         if signals.received:  # a second signal cut Tune's stop short: still an interruption
             raise signals.Interrupted(signals.received[0]) from err
-        return driver_error(err, folder, f"the sweep failed; {how_to_continue(settings)}")
+        return driver_error(err, folder, f"the sweep failed; {how_to_continue(settings)}", how_to_continue(settings))
     try:
         return finish(args, settings, data_dir, outcome)
     except Exception as err:
         return driver_error(err, outcome.folder, "the sweep ran, but its tables or report failed; rebuild them with "
-                                                 f"{shlex.join(['python', '-m', 'tune_ae.report', str(outcome.folder)])}")
+                                                 f"{shlex.join(['python', '-m', 'tune_ae.report', str(outcome.folder)])}",
+                            how_to_continue(settings))
 
 
 def disk_full(folder: Path) -> bool:
@@ -309,17 +310,18 @@ def disk_full(folder: Path) -> bool:
         return False
 
 
-def driver_error(err: Exception, folder: Path, what: str) -> int:
+def driver_error(err: Exception, folder: Path, what: str, after_a_write_error: str) -> int:
     """An unexpected error: one line on the console, the traceback in the experiment folder.
 
-    A failed write (a full disk) is not a bug: the line names the path and the error.
+    A failed write (a full disk) is not a bug: the line names the path and the error, and what
+    to do once there is space (`after_a_write_error`: a resume finishes trials, tables and report).
     """
     failed = write_error(err)
     if failed is None and disk_full(folder):  # Tune's own reads of what a full disk cut short (an empty pickle)
         failed = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(folder))
     if failed is not None:
         where = failed.filename or folder
-        print(f"error: cannot write {where}: {failed.strerror}; free space (or fix the storage) and {what.split('; ', 1)[-1]}",
+        print(f"error: cannot write {where}: {failed.strerror}; free space (or fix the storage) and {after_a_write_error}",
               file=sys.stderr)
         return FAILED
     path = folder / DRIVER_ERROR_FILE
