@@ -41,6 +41,7 @@ HISTORY_FILE = "history.jsonl"  # in each checkpoint: the trial's reported rows 
 STATE_FILE = "state.pt"  # train.STATE_FILE, named here too so that reading tables needs no torch
 SET_ASIDE_PREFIX = "unreadable-"  # a checkpoint folder that did not load, renamed by the trial
 PATH_COLUMNS = ("trial_dir", "checkpoint")  # stored relative to the experiment folder
+CHECKPOINT_DIR = re.compile(r"checkpoint_\d+")  # Tune's checkpoint folders (not the ones set aside)
 STATUSES = ("done", "stopped early", "error", "interrupted", "not started")
 FINISHED = ("done", "stopped early")  # what a sweep that ended well leaves
 
@@ -69,9 +70,22 @@ def checkpoint_history(checkpoint: Path) -> list[dict]:
 
 
 def checkpoint_epoch(checkpoint: Path) -> int:
-    """The epoch a checkpoint holds, from its rows (-1: written by an older tune_ae, unknown)."""
-    history = checkpoint_history(checkpoint)
-    return int(history[-1].get("epoch", -1)) if history else -1
+    """The epoch a checkpoint holds, from the last of its rows (-1: unknown, an older tune_ae's).
+
+    Reads the file's tail only: it is asked of every checkpoint of every trial."""
+    path = checkpoint / HISTORY_FILE
+    try:
+        with path.open("rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 65536))
+            tail = f.read().decode(errors="replace")
+    except OSError:
+        return -1
+    for line in reversed(tail.splitlines()):
+        try:
+            return int(json.loads(line).get("epoch", -1))
+        except (json.JSONDecodeError, AttributeError, TypeError, ValueError):
+            continue
+    return -1
 
 
 def latest_checkpoint(trial_dir: Path) -> Path | None:
@@ -81,7 +95,7 @@ def latest_checkpoint(trial_dir: Path) -> Path | None:
     killed driver leaves older than the trial folder.
     """
     checkpoints = [p for p in trial_dir.glob("checkpoint_*")
-                   if re.fullmatch(r"checkpoint_\d+", p.name) and (p / STATE_FILE).is_file()]
+                   if CHECKPOINT_DIR.fullmatch(p.name) and (p / STATE_FILE).is_file()]
     key = lambda p: (checkpoint_epoch(p), int(p.name.split("_")[-1]))  # noqa: E731
     return max(checkpoints, key=key) if checkpoints else None
 

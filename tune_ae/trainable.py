@@ -13,7 +13,6 @@ checkpoint holds, even one the driver never logged.
 from __future__ import annotations
 
 import json
-import re
 import tempfile
 import time
 from pathlib import Path
@@ -27,9 +26,7 @@ from tune_ae import baselines, storage, train
 from tune_ae.config import TrialConfig
 from tune_ae.data import FashionMNIST
 from tune_ae.model import parameter_count
-from tune_ae.results import HISTORY_FILE, SET_ASIDE_PREFIX
-
-CHECKPOINT_DIR = re.compile(r"checkpoint_\d+")
+from tune_ae.results import CHECKPOINT_DIR, HISTORY_FILE, SET_ASIDE_PREFIX, checkpoint_history
 
 
 def trial_device_and_threads() -> tuple[torch.device, int]:
@@ -86,19 +83,6 @@ def move_aside(fs: pyarrow.fs.FileSystem, path: str) -> str:
     return aside.rsplit("/", 1)[-1]
 
 
-def read_history(folder: Path) -> list[dict]:
-    path = folder / HISTORY_FILE
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:  # a copy cut short; the epochs log has these rows too
-            continue
-    return rows
-
-
 def resume_point(experiment: str, trial: TrialConfig, device: torch.device, cuda_graphs: bool):
     """(state, history, set aside) from the newest loadable checkpoint in the trial's folder,
     or (None, [], set aside) when none loads.
@@ -114,7 +98,7 @@ def resume_point(experiment: str, trial: TrialConfig, device: torch.device, cuda
                 saved_config, state = train.load(Path(folder) / train.STATE_FILE, device, cuda_graphs)
                 if saved_config != trial:
                     raise ValueError(f"it holds another configuration ({saved_config})")
-                history = state.history or read_history(Path(folder))  # the file: checkpoints of an older tune_ae
+                history = state.history or checkpoint_history(Path(folder))  # the file: checkpoints of an older tune_ae
         except (OSError, torch.cuda.OutOfMemoryError):  # the storage or the device, not the file: Tune retries
             raise
         except Exception as err:  # truncated, zeroed, not a checkpoint: keep it for a post-mortem, out of the way
@@ -148,7 +132,7 @@ def train_autoencoder(config: dict, data: FashionMNIST, checkpoint_every: int, c
     elif tune.get_checkpoint():
         with tune.get_checkpoint().as_directory() as folder:
             _, state = train.load(Path(folder) / train.STATE_FILE, device, cuda_graphs)
-            history = state.history or read_history(Path(folder))
+            history = state.history or checkpoint_history(Path(folder))
     resumed_from = state.epoch if state else 0
     state = state or train.init_state(trial, device, cuda_graphs)
     # Rows reported before the checkpoint: the rest of this run's history is appended below.
