@@ -64,3 +64,13 @@ def test_a_new_trial_field_is_sweepable_from_the_command_line(tmp_path):
     args = run.build_parser().parse_args(["--hidden", "64", "--weight-decay", "0", "1e-4", "--storage-path", str(tmp_path)])
     _, grid, _, _, _ = run.plan(args)
     assert grid.swept() == ["weight_decay"] and {c.weight_decay for c in grid.trial_configs()} == {0.0, 1e-4}
+
+
+def test_ablation_grid_expands_to_widths_x_activations_x_dropouts():
+    grid = GRIDS["ablation"]
+    configs = grid.trial_configs()
+    assert len(configs) == 4 * 3 * 2 and grid.swept() == ["hidden", "dropout", "output_activation"]
+    assert {(c.output_activation, c.dropout) for c in configs} == {
+        (a, d) for a in ("relu", "identity", "sigmoid") for d in (0.0, 0.1)}
+    assert {c.lr for c in configs} == {1e-3} and {c.epochs for c in configs} == {400}  # otherwise the paper's
+    assert len(resolve("ablation", seeds=3).trial_configs()) == 72

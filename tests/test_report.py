@@ -1,3 +1,4 @@
+import dataclasses
 import os
 
 import nbformat
@@ -8,6 +9,7 @@ from nbclient import NotebookClient
 from PIL import Image
 
 from tune_ae import baselines, report, results
+from tune_ae.report import figures, tables
 from tune_ae.model import Autoencoder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -24,7 +26,7 @@ def test_report_of_a_smoke_sweep(smoke_experiment):
     # Reconstructions: one row of originals plus one per trial (2), 10 images wide.
     width, height = Image.open(folder / "figures" / "reconstructions.png").size
     assert 2.5 < width / height < 4.5
-    summary = report.summary_table(results.load_trials(folder), report.baseline_columns(results.load_trials(folder), report.experiment_data(folder))[0])
+    summary = tables.summary_table(results.load_trials(folder), tables.baseline_columns(results.load_trials(folder), tables.experiment_data(folder))[0])
     assert len(summary) == 2 and summary["pca_val_mse"].between(0, 0.1).all()
     assert summary["probe_accuracy"].between(0.3, 1).all() and (summary["dead_units"] >= 0).all()
     # Each width once in the summary and once in the seed-spread table.
@@ -34,10 +36,15 @@ def test_report_of_a_smoke_sweep(smoke_experiment):
 
 
 def test_loss_curve_panels_follow_the_grid(smoke_experiment):
+    built = tables.build(smoke_experiment[0])
     epochs = results.load_epochs(smoke_experiment[0])
-    assert len(report.loss_curves(epochs).axes) == 1
+
+    def loss_curves(epochs):
+        return figures.loss_curves(dataclasses.replace(built, epochs=epochs))
+
+    assert len(loss_curves(epochs).axes) == 1
     wide = pd.concat([epochs.assign(dropout=0.0), epochs.assign(dropout=0.2, trial_id=epochs["trial_id"] + "x")])
-    figure = report.loss_curves(wide)
+    figure = loss_curves(wide)
     assert len(figure.axes) == 2  # one panel per dropout
     assert [ax.get_title() for ax in figure.axes] == ["dropout = 0", "dropout = 0.2"]
     lines = figure.axes[0].get_lines()
@@ -46,14 +53,14 @@ def test_loss_curve_panels_follow_the_grid(smoke_experiment):
     # Two seeds: one line per width and split at their mean, and a band around it.
     seeds = pd.concat([epochs, epochs.assign(seed=1, trial_id=epochs["trial_id"] + "s",
                                              val_loss=epochs["val_loss"] * 3)])
-    ax = report.loss_curves(seeds).axes[0]
+    ax = loss_curves(seeds).axes[0]
     widest = seeds[(seeds["hidden"] == seeds["hidden"].max())].groupby("epoch")["val_loss"].mean()
     assert len(ax.get_lines()) == 4 and len(ax.collections) == 4
     assert any(list(line.get_ydata()) == pytest.approx(list(widest)) for line in ax.get_lines())
     # A diverged trial (nan, inf) is drawn as far as it is finite and leaves the scale to the others.
     diverged = epochs.assign(val_loss=epochs["val_loss"].where(epochs["epoch"] < 3, float("inf")))
     diverged.loc[diverged["hidden"] == diverged["hidden"].min(), "train_loss"] = float("nan")
-    ax = report.loss_curves(diverged).axes[0]
+    ax = loss_curves(diverged).axes[0]
     assert 0 < ax.get_ylim()[0] < ax.get_ylim()[1] < 1
 
 
@@ -149,48 +156,10 @@ def test_a_trial_whose_checkpoint_does_not_read_is_named_and_the_rest_reported(s
     assert "## Trials that could not be read" in text and "| 32 | " in text
     assert "| 64 | " in text.split("## Summary")[1]  # the healthy trial is in the summary
     assert (folder / "figures" / "reconstructions.png").is_file() and (folder / "figures" / "loss_curves.png").is_file()
-    # The notebook's calls leave it out with a warning instead of failing.
-    trials = results.load_table(folder, "trials")
+    # The notebook's call leaves it out with a warning instead of failing.
     with pytest.warns(UserWarning, match="left out h=32: checkpoint unreadable"):
-        report.reconstructions(trials, report.experiment_data(folder).test_images)
-
-
-def test_ablation_grid_expands_to_widths_x_activations_x_dropouts():
-    from tune_ae.grids import GRIDS, resolve
-
-    grid = GRIDS["ablation"]
-    configs = grid.trial_configs()
-    assert len(configs) == 4 * 3 * 2 and grid.swept() == ["hidden", "dropout", "output_activation"]
-    assert {(c.output_activation, c.dropout) for c in configs} == {
-        (a, d) for a in ("relu", "identity", "sigmoid") for d in (0.0, 0.1)}
-    assert {c.lr for c in configs} == {1e-3} and {c.epochs for c in configs} == {400}  # otherwise the paper's
-    assert len(resolve("ablation", seeds=3).trial_configs()) == 72
-
-
-def spread_of(rows):
-    columns = ["hidden", "dropout", "output_activation", "n", "epochs_done", "final_mean", "final_sd", "best_mean",
-               "best_sd", "dead_units", "pca", "x_pca"]
-    table = pd.DataFrame(rows, columns=columns[:6] + ["pca"])
-    table["final_sd"] = table["best_sd"] = 0.0001
-    table["best_mean"], table["dead_units"] = table["final_mean"], 3.0
-    table["x_pca"] = table["final_mean"] / table["pca"]
-    return table[columns]
-
-
-def test_the_finding_follows_the_table():
-    spread = spread_of([
-        (64, 0.1, "relu", 3, 100, 0.0118, 0.0104), (64, 0.0, "identity", 3, 100, 0.0110, 0.0104),
-        (512, 0.1, "relu", 3, 100, 0.0039, 0.0006), (512, 0.0, "identity", 3, 100, 0.00084, 0.0006),
-    ])
-    assert report.findings(spread) == [
-        "At h = 64 the best configuration (dropout 0, output_activation identity) reaches 1.1x PCA's error "
-        "(0.011 against 0.0104, n = 3); the report's recipe (dropout 0.1, output_activation relu) 1.1x.",
-        "At h = 512 the best configuration (dropout 0, output_activation identity) reaches 1.4x PCA's error "
-        "(0.00084 against 0.0006, n = 3); the report's recipe (dropout 0.1, output_activation relu) 6.5x.",
-    ]
-    worse = spread.assign(final_mean=spread["final_mean"][::-1].values)  # a different table, a different finding
-    worse["x_pca"] = worse["final_mean"] / worse["pca"]
-    assert report.findings(worse) != report.findings(spread)
+        built = tables.build(folder)
+    assert [label for label, _ in built.reconstructions] == ["original", "h = 64"]
 
 
 def test_seed_spread_and_width_figure_from_a_small_sweep(ray_session, tmp_path):
@@ -218,13 +187,14 @@ def test_seed_spread_and_width_figure_from_a_small_sweep(ray_session, tmp_path):
     one = summary[(summary["hidden"] == 8) & (summary["output_activation"] == "relu")]["final_val_loss"]
     row = spread[(spread["hidden"] == 8) & (spread["output_activation"] == "relu")].iloc[0]
     assert row["final_mean"] == pytest.approx(one.mean()) and row["final_sd"] == pytest.approx(one.std())
-    for line in report.findings(spread):
+    for line in tables.findings(spread):
         assert line in text
     best = spread[spread["hidden"] == 32].sort_values("final_mean").iloc[0]
     assert f"At h = 32 the best configuration (output_activation {best['output_activation']}) reaches" in text
     assert (folder / "figures" / "val_loss_vs_width.png").stat().st_size > 10_000
     assert (folder / "figures" / "val_loss_vs_width.pdf").is_file()
-    figure = report.width_figure(spread, 0.09)
+    figure = figures.width_figure(dataclasses.replace(tables.build(folder), spread=spread,
+                                                      reference={"mean_image_mse": 0.09}))
     labels = [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
     assert sorted(labels) == ["PCA, k = h", "mean image", "output_activation identity", "output_activation relu"]
 
@@ -240,8 +210,8 @@ def test_trials_report_their_own_analysis_and_old_folders_get_it_computed(smoke_
     assert epochs.loc[last, "probe_accuracy"].between(0.3, 1).all()
     trials = results.load_trials(folder)
     assert (trials["analysis_time_s"] > 0).all()  # how long it took, for the scaling benchmark
-    data = report.experiment_data(folder)
-    reported, _ = report.baseline_columns(trials, data)
+    data = tables.experiment_data(folder)
+    reported, _ = tables.baseline_columns(trials, data)
 
     # The same folder as an older tune_ae wrote it: no analysis in the reports; the report computes it.
     old = tmp_path / "old"
@@ -254,7 +224,7 @@ def test_trials_report_their_own_analysis_and_old_folders_get_it_computed(smoke_
                                    + "\n" for r in rows))
     old_trials = results.load_trials(old)
     assert old_trials["dead_units"].isna().all()
-    computed, _ = report.baseline_columns(old_trials, data)
+    computed, _ = tables.baseline_columns(old_trials, data)
     merged = reported.merge(computed, on="trial_id", suffixes=("_trial", "_report"))
     assert (merged["dead_units_trial"] == merged["dead_units_report"]).all()
     assert merged["probe_accuracy_trial"].tolist() == pytest.approx(merged["probe_accuracy_report"].tolist(), abs=0.02)

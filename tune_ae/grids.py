@@ -13,6 +13,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from tune_ae import labels
 from tune_ae.config import TRIAL_FIELDS, ConfigError, TrialConfig, default
 
 
@@ -68,7 +69,7 @@ class Grid:
 
     def describe(self) -> str:
         """'hidden 64/128/256/512, dropout 0.1, ..., 400 epochs': every field, once."""
-        parts = [f"{name} {'/'.join(f'{v:g}' if isinstance(v, float) else str(v) for v in self.values(name))}"
+        parts = [f"{name} {'/'.join(labels.value(v) for v in self.values(name))}"
                  for name in TRIAL_FIELDS if name != "seed"]
         subset = f"{self.subset} training images" if self.subset else "all 60,000 training images"
         return ", ".join(parts) + f", {self.seeds} seed(s), {subset}"

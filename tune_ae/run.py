@@ -165,7 +165,7 @@ def how_to_continue(settings: SweepSettings) -> str:
 
 
 def print_summary(trials, folder: Path, paths: dict) -> None:
-    from tune_ae.report import trial_overview  # the same columns the report and the notebook show
+    from tune_ae.report.tables import trial_overview  # the same columns the report and the notebook show
 
     overview = trial_overview(trials)
     overview["error"] = overview["error"].map(lambda e: e[:77] + "..." if isinstance(e, str) and len(e) > 80 else e)
