@@ -86,11 +86,11 @@ def real_data_dir() -> Path:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def ray_session():
-    """One Ray start per test module for the in-process sweep tests: 2 CPUs and one logical
-    (CUDA-less) GPU. Per module, not per session, so that no Ray of the tests' own is running
-    while the CLI tests look for one (`--address auto` would find it)."""
+    """One Ray for the whole test run, for the in-process sweep tests: 2 CPUs and one logical
+    (CUDA-less) GPU. The CLI tests start their own (the embedded Ray is what they test); the
+    one that looks for a cluster (`--address auto`) runs where it cannot see this one."""
     import ray
 
     import faults

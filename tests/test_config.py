@@ -45,3 +45,16 @@ def test_from_dict_round_trip_and_unknown_keys():
 def test_frozen():
     with pytest.raises(Exception):
         TrialConfig().hidden = 3  # type: ignore[misc]
+
+
+def test_an_older_record_is_upgraded_in_one_place():
+    """A field added after a record was written ran at what is now its default; what is there stays."""
+    from tune_ae.config import TRIAL_FIELDS, upgraded
+
+    old = {"hidden": 64, "dropout": 0.0, "lr": 1e-3, "batch_size": 100, "epochs": 3, "seed": 1}
+    filled = upgraded({**old, "output_activation": float("nan"), "precision": None})  # a table's empty cells
+    assert list(filled) == list(TRIAL_FIELDS)
+    assert filled == {**TrialConfig().to_dict(), **old}
+    assert TrialConfig.from_dict(old, fill_defaults=True) == TrialConfig(**old)
+    with pytest.raises(ConfigError, match="lacks weight_decay"):
+        TrialConfig.from_dict(old)

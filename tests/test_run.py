@@ -66,6 +66,7 @@ def test_smoke_grid_end_to_end(smoke_experiment, real_data_dir):
         (["--hidden", "64", "--dropout", "2"], "dropout must be in [0, 1)"),
         (["--name", "n" * 256], "name must be at most 200 bytes, got 256"),
         (["--address", "10.0.0.5"], "--address '10.0.0.5' is not HOST:PORT"),
+        (["--address", "ray://10.0.0.5:10001"], "Ray Client (ray://) is not supported"),
         (["--name", "a\nb"], "name must not contain control characters"),
     ],
 )
@@ -112,9 +113,26 @@ def test_refused_commands_create_no_folder_and_a_broken_record_is_one_line(tmp_p
             assert done.returncode == 2 and len(lines) == 1 and "tune_ae.json" in lines[0], done.stderr
 
 
+def alone(command: list[str]) -> list[str]:
+    """`command` where no other process of the machine is visible: a new PID namespace with its
+    own /proc (as root; else inside a user namespace). Ray's `auto` looks for a running Ray in
+    the process table (any gcs_server) and in <TMPDIR>/ray's address file, so a Ray beside the
+    test (this suite's own, a developer's) would otherwise be found."""
+    import subprocess
+
+    for prefix in (["unshare", "--pid", "--fork", "--mount-proc"],
+                   ["unshare", "--user", "--map-root-user", "--pid", "--fork", "--mount-proc"]):
+        if subprocess.run([*prefix, "true"], capture_output=True).returncode == 0:
+            return [*prefix, *command]
+    pytest.fail("`unshare` cannot make a PID namespace here (needs root or user namespaces); "
+                "the --address auto test needs one to hide the machine's other Rays", pytrace=False)
+
+
 def test_address_auto_without_a_cluster(tmp_path):
-    done = run_cli("--grid", "smoke", "--address", "auto", "--storage-path", str(tmp_path), "--name", "x", timeout=60,
-                   env={"RAY_ADDRESS": "", "TMPDIR": str(tmp_path)})  # TMPDIR: no cluster address file of any other Ray
+    command = alone([sys.executable, "-m", "tune_ae.run", "--grid", "smoke", "--address", "auto",
+                     "--storage-path", str(tmp_path), "--name", "x"])
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_TMPDIR")}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, env={**env, "TMPDIR": str(tmp_path)})
     assert done.returncode == 2 and "cannot join the Ray cluster at auto" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
 

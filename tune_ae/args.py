@@ -1,5 +1,6 @@
-"""What the three commands share on the command line: one-line usage errors, exit codes, and the
-trial-field flags, derived from TrialConfig (one flag per field, each taking several values).
+"""What the three commands share on the command line: one-line usage errors, exit codes, the
+trial-field flags, derived from TrialConfig (one flag per field, each taking several values),
+and the sweep-setting flags, derived from SweepSettings.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import os
 import sys
 from typing import NoReturn
 
-from tune_ae.config import TRIAL_FIELDS, field_choices, field_help, field_type
+from tune_ae.config import SETTINGS, TRIAL_FIELDS, field_choices, field_help, field_type
 
 OK, FAILED, USAGE_ERROR = 0, 1, 2  # an interruption exits with 128 + its signal (signals.exit_code)
 
@@ -50,3 +51,44 @@ def add_trial_flags(group: argparse._ArgumentGroup, skip: tuple[str, ...] = ("se
         group.add_argument(flag(name), type=kind, nargs="+", choices=choices, metavar=name.upper() if not choices else None,
                            help=field_help(name))
     return names
+
+
+def setting_flag(field) -> str:
+    """A SweepSettings field's flag: its own, else --name; a setting on by default is turned off by --no-name."""
+    if field.metadata["flag"]:
+        return field.metadata["flag"]
+    return flag(("no_" if field.default is True else "") + field.name)
+
+
+def add_setting_flags(group: argparse._ArgumentGroup) -> None:
+    """One flag per SweepSettings field that has one; a flag not given is absent from the
+    parsed namespace (argparse.SUPPRESS), so `given_settings` tells it from any value."""
+    for field in SETTINGS:
+        meta, default = field.metadata, field.default
+        shown = meta["shown_default"] or (f"{default:g}" if isinstance(default, float) else str(default))
+        common = {"dest": field.name, "default": argparse.SUPPRESS}
+        if isinstance(default, bool):  # a switch: the flag sets the other value
+            group.add_argument(setting_flag(field), action="store_const", const=not default, help=meta["help"], **common)
+        else:
+            metavar = None if meta["choices"] else setting_flag(field)[2:].replace("-", "_").upper()
+            group.add_argument(setting_flag(field), type=_flag_type(meta["parse"] or type(default)), choices=meta["choices"],
+                               metavar=metavar, help=f"{meta['help']} (default {shown})", **common)
+
+
+def given_settings(args: argparse.Namespace) -> dict:
+    """The sweep settings named on the command line, as SweepSettings holds them."""
+    return {field.name: getattr(args, field.name) for field in SETTINGS if hasattr(args, field.name)}
+
+
+def _flag_type(parse):
+    """int and float as argparse says them ('invalid int value'); a parser of our own says its ValueError."""
+    if parse in (int, float):
+        return parse
+
+    def read(text: str):
+        try:
+            return parse(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    return read

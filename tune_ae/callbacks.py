@@ -14,14 +14,14 @@ from typing import TextIO
 from ray import tune
 from ray.tune.experiment import Trial
 
-from tune_ae.config import TRIAL_FIELDS, default
+from tune_ae import labels, ray_internals
+from tune_ae.config import TRIAL_FIELDS, upgraded
 from tune_ae.results import EPOCHS_LOG
 
 
 def trial_label(config: dict, swept: list[str]) -> str:
     """'h=512' or 'h=512 dropout=0.1 seed=2': the fields that tell this grid's trials apart."""
-    names = swept or ["hidden"]
-    return " ".join(("h" if name == "hidden" else name) + f"={config.get(name)}" for name in names if name in TRIAL_FIELDS)
+    return labels.label(config, [name for name in swept or ["hidden"] if name in TRIAL_FIELDS], shown=str)
 
 
 def duration(seconds: float) -> str:
@@ -130,10 +130,10 @@ class Progress(tune.Callback):
         # Where it continues is said by its first result: the trial picks its newest checkpoint
         # that loads (trainable.resume_point), or starts again when there is none.
         self.retrying.add(trial.trial_id)
-        self.line(trial, f"failed, retrying (failure {trial.run_metadata.num_failures})")
+        self.line(trial, f"failed, retrying (failure {ray_internals.failures(trial)})")
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self.line(trial, f"ERROR after {trial.run_metadata.num_failures} failure(s); see {trial.path}/error.txt")
+        self.line(trial, f"ERROR after {ray_internals.failures(trial)} failure(s); see {trial.path}/{ray_internals.ERROR_FILE}")
 
 
 class PendingWatchdog(tune.Callback, tune.Stopper):
@@ -166,8 +166,8 @@ class ApplyOnResume(tune.Callback):
 
     Tune keeps each trial's resources and max_failures in its experiment state; Trial's
     `update_resources` is the hook it offers for trials that are not running. Their configs
-    are restored as saved, too: one saved before a TrialConfig field existed gets the field's
-    default, which is what the run used then (the trainable refuses a config without it).
+    are restored as saved, too: one saved before a TrialConfig field existed is upgraded
+    (config.upgraded), since the trainable refuses a config without every field.
     """
 
     def __init__(self, resources: dict, max_failures: int):
@@ -179,8 +179,7 @@ class ApplyOnResume(tune.Callback):
             return
         self.applied = True
         for trial in trials:
-            trial.max_failures = self.max_failures
+            ray_internals.set_retries(trial, self.max_failures)
             if trial.status in (Trial.PENDING, Trial.PAUSED):
-                trial.update_resources(dict(self.resources))
-                for name in TRIAL_FIELDS:
-                    trial.config.setdefault(name, default(name))
+                ray_internals.set_resources(trial, self.resources)
+                trial.config.update(upgraded(trial.config))

@@ -60,8 +60,8 @@ class TrialConfig:
     def from_dict(cls, values: Mapping[str, Any], fill_defaults: bool = False) -> "TrialConfig":
         """Build from a plain dict (e.g. Ray Tune's trial config).
 
-        Unknown keys are an error; so are missing ones, unless `fill_defaults` (a record
-        written before a field existed: the run used what is now the default).
+        Unknown keys are an error; so are missing ones, unless `fill_defaults` (an older
+        record: see `upgraded`).
         """
         unknown = sorted(set(values) - set(TRIAL_FIELDS))
         if unknown:
@@ -69,7 +69,7 @@ class TrialConfig:
         missing = [name for name in TRIAL_FIELDS if name not in values]
         if missing and not fill_defaults:
             raise ConfigError(f"trial config lacks {', '.join(missing)}")
-        return cls(**values)
+        return cls(**upgraded(values))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -77,6 +77,18 @@ class TrialConfig:
 
 TRIAL_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrialConfig))
 _TYPES = {"int": int, "float": float, "str": str}
+
+
+def upgraded(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Every trial field of a record written by any tune_ae (a params.json, a reported row,
+    Tune's saved config): a field the record lacks was added since, and the run used what is
+    now its default. The one place that rule lives; tables, resumes and reports all call it.
+    A field that is there stays as recorded (checked, if at all, by TrialConfig)."""
+    return {name: values[name] if _recorded(values.get(name)) else default(name) for name in TRIAL_FIELDS}
+
+
+def _recorded(value: Any) -> bool:
+    return value is not None and value == value  # NaN (a table's missing cell) is not equal to itself
 
 
 def field_type(name: str) -> type:
@@ -119,23 +131,50 @@ def _check_choice(config: Any, name: str, choices: tuple[str, ...]) -> None:
         raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
 
 
+def auto_or_number(text: str) -> float | None:
+    """--gpus-per-trial's value: 'auto' (None: the visible GPUs shared evenly) or a number."""
+    if text == "auto":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"expected 'auto' or a number, got {text!r}") from None
+
+
+def _setting(default: Any, help: str, resumable: bool = True, flag: str | None = None, parse=None,
+             choices: tuple[str, ...] | None = None, shown_default: str | None = None):
+    """A sweep setting's field: its command-line flag (`flag`, else --name-with-dashes; a bool
+    True by default gets --no-NAME), how the flag's text is read (`parse`, else the field's
+    type), and whether a resumed sweep may change it."""
+    return dataclasses.field(default=default, metadata={"help": help, "resumable": resumable, "flag": flag,
+                                                        "parse": parse, "choices": choices,
+                                                        "shown_default": shown_default})
+
+
 @dataclass(frozen=True)
 class SweepSettings:
     """How a sweep runs (not what a trial computes): resources, fault tolerance, storage.
 
-    Every field but `storage_path`, `name` and `scheduler` may change when a sweep resumes.
+    The one place a setting is defined: run.py derives its flag, help and default from the
+    field; the resume rule (`resumable`) and the record (tune_ae.json) come from here too. So
+    a new setting is one field here plus its use. `storage_path` and `name` say where the
+    experiment is, not how it runs: their flags are run.py's own.
     """
 
     storage_path: str  # absolute folder (or cloud URI) holding every experiment
     name: str  # experiment folder under storage_path
-    cpus_per_trial: float = 1.0  # CPU cores per trial; also its torch thread count
-    gpus_per_trial: float | None = None  # GPU fraction per trial; None = share visible GPUs evenly
-    scheduler: str = "fifo"  # "fifo" runs every trial to the end; "asha" stops poor ones early
-    max_failures: int = 3  # retries of a crashed trial, each from its latest checkpoint
-    checkpoint_every: int = 10  # epochs between checkpoints (and always at the last epoch)
-    keep_checkpoints: int = 2  # newest checkpoints kept per trial
-    cuda_graphs: bool = True  # on CUDA, replay each training epoch as one CUDA graph (eager if False)
-    pending_timeout_s: float = 600.0  # stop the sweep when no trial could start for this long
+    cpus_per_trial: float = _setting(1.0, "CPU cores (torch threads) per trial")
+    gpus_per_trial: float | None = _setting(
+        None, "GPU share per trial, or auto: the visible GPUs split among the trials that can run at once",
+        parse=auto_or_number, shown_default="auto")
+    scheduler: str = _setting("fifo", "asha stops poor trials early; fifo runs every trial to its end",
+                              resumable=False, choices=SCHEDULERS)
+    max_failures: int = _setting(3, "retries per crashed trial, from its checkpoint")
+    checkpoint_every: int = _setting(10, "epochs between checkpoints (and always at the last epoch)")
+    keep_checkpoints: int = _setting(2, "checkpoints kept per trial (the newest)")
+    cuda_graphs: bool = _setting(True, "on CUDA, run the eager loop instead of replaying each epoch as a CUDA graph")
+    pending_timeout_s: float = _setting(600.0, "seconds trials may wait with none running before the sweep stops",
+                                        flag="--pending-timeout")
 
     def __post_init__(self) -> None:
         cpus, gpus = self.cpus_per_trial, self.gpus_per_trial
@@ -166,8 +205,8 @@ class SweepSettings:
         return dataclasses.asdict(self)
 
 
-RESUMABLE_SETTINGS = ("cpus_per_trial", "gpus_per_trial", "max_failures", "checkpoint_every", "keep_checkpoints",
-                      "cuda_graphs", "pending_timeout_s")
+SETTINGS: tuple[dataclasses.Field, ...] = tuple(f for f in dataclasses.fields(SweepSettings) if f.metadata)  # with flags
+RESUMABLE_SETTINGS = tuple(f.name for f in SETTINGS if f.metadata["resumable"])
 
 
 def _finite_number(value: Any) -> bool:

@@ -21,9 +21,10 @@ def value(v: Any) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
-def label(values: Mapping, names: Iterable[str], assign: str = "=", sep: str = " ") -> str:
-    """'h=512 dropout=0.1' (the defaults); `assign` goes between a name and its value, `sep` between pairs."""
-    return sep.join(f"{SHORT_NAMES.get(name, name)}{assign}{value(values.get(name))}" for name in names)
+def label(values: Mapping, names: Iterable[str], assign: str = "=", sep: str = " ", shown=value) -> str:
+    """'h=512 dropout=0.1' (the defaults); `assign` goes between a name and its value, `sep` between
+    pairs, `shown` writes a value (the progress lines pass str: 'dropout=0.0', as the config holds it)."""
+    return sep.join(f"{SHORT_NAMES.get(name, name)}{assign}{shown(values.get(name))}" for name in names)
 
 
 def trial_label(row: Mapping, extra: list[str]) -> str:

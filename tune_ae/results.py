@@ -27,7 +27,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from tune_ae.config import TRIAL_FIELDS, default
+from tune_ae import ray_internals
+from tune_ae.config import TRIAL_FIELDS, upgraded
 from tune_ae.experiment import META_FILE, read_meta, recorded_grid, write_whole
 
 METRIC_COLUMNS = ["epoch", "train_loss", "val_loss", "epoch_time_s", "images_per_s"]  # train.train_epoch's
@@ -41,14 +42,13 @@ HISTORY_FILE = "history.jsonl"  # in each checkpoint: the trial's reported rows 
 STATE_FILE = "state.pt"  # train.STATE_FILE, named here too so that reading tables needs no torch
 SET_ASIDE_PREFIX = "unreadable-"  # a checkpoint folder that did not load, renamed by the trial
 PATH_COLUMNS = ("trial_dir", "checkpoint")  # stored relative to the experiment folder
-CHECKPOINT_DIR = re.compile(r"checkpoint_\d+")  # Tune's checkpoint folders (not the ones set aside)
-STATUSES = ("done", "stopped early", "error", "interrupted", "not started")
+CHECKPOINT_DIR = ray_internals.CHECKPOINT_DIR  # Tune's checkpoint folders (not the ones set aside)
 FINISHED = ("done", "stopped early")  # what a sweep that ended well leaves
 
 
 def trial_dirs(experiment_dir: str | Path) -> list[Path]:
     """Trial folders: those Tune gave a params.json."""
-    return sorted(p.parent for p in Path(experiment_dir).glob("*/params.json"))
+    return sorted(p.parent for p in Path(experiment_dir).glob("*/" + ray_internals.PARAMS_FILE))
 
 
 def json_lines(path: Path) -> list[dict]:
@@ -106,7 +106,7 @@ def read_reports(trial_dir: Path) -> list[dict]:
     can lose epochs from). Later rows of an epoch supersede earlier ones."""
     path = trial_dir / EPOCHS_LOG
     if not path.is_file():
-        path = trial_dir / "result.json"
+        path = trial_dir / ray_internals.RESULT_FILE
     logged: dict = {}
     for row in json_lines(path) if path.is_file() else []:
         resumed = row.get("resumed_from_epoch")  # a start from a checkpoint: later rows of an earlier start are void
@@ -121,13 +121,12 @@ def read_reports(trial_dir: Path) -> list[dict]:
 def tune_trials(experiment_dir: str | Path) -> dict[str, dict]:
     """Trial folder name -> Tune's record of it: `status` (PENDING, RUNNING, PAUSED, TERMINATED,
     ERROR) and `evaluated_params` (the swept values), from the newest experiment state file."""
-    states = sorted(Path(experiment_dir).glob("experiment_state-*.json"))
+    states = ray_internals.state_files(experiment_dir)
     if not states:
         return {}
     try:
-        trial_data = json.loads(states[-1].read_text())["trial_data"]
-        trials = [json.loads(trial_json) for trial_json, _ in trial_data]
-    except (OSError, ValueError, KeyError):  # a state file cut short: fall back to the trial files
+        trials = [record for record, _ in ray_internals.state_trials(json.loads(states[-1].read_text()))]
+    except (OSError, ValueError, KeyError, TypeError):  # a state file cut short: fall back to the trial files
         return {}
     return {t["relative_logdir"]: t for t in trials if t.get("relative_logdir")}
 
@@ -138,7 +137,7 @@ EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit): 
 def error_message(trial_dir: Path) -> str | None:
     """The trial's error from its error.txt: the last `SomeError: message` line (the innermost
     cause Ray printed), else the last line."""
-    path = trial_dir / "error.txt"
+    path = trial_dir / ray_internals.ERROR_FILE
     if not path.is_file():
         return None
     lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
@@ -150,7 +149,8 @@ def load_epochs(experiment_dir: str | Path) -> pd.DataFrame:
     experiment_dir = Path(experiment_dir).expanduser().resolve()
     frames = []
     for trial_dir in trial_dirs(experiment_dir):
-        reports = read_reports(trial_dir)
+        # A row of an older tune_ae lacks the fields added since: it ran at their defaults.
+        reports = [{**row, **upgraded(row)} for row in read_reports(trial_dir)]
         if reports:
             frame = pd.DataFrame(reports)
             frame["trial_dir"] = str(trial_dir)
@@ -158,8 +158,6 @@ def load_epochs(experiment_dir: str | Path) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=EPOCH_COLUMNS + ["trial_dir"])
     epochs = pd.concat(frames, ignore_index=True)
-    for name in TRIAL_FIELDS:  # a field added after this experiment (or its first run) ran: it ran at the default
-        epochs[name] = epochs[name].fillna(default(name)) if name in epochs else default(name)
     for name in EPOCH_COLUMNS:
         if name not in epochs:
             epochs[name] = None
@@ -181,12 +179,12 @@ def trial_status(epochs_done: int, epochs_planned: int, tune_status: str | None,
 
 
 def config_key(config: dict) -> tuple:
-    return tuple(config.get(name, default(name)) for name in TRIAL_FIELDS)
+    return tuple(upgraded(config).values())
 
 
 def params(trial_dir: Path) -> dict:
     try:
-        return json.loads((trial_dir / "params.json").read_text())
+        return json.loads((trial_dir / ray_internals.PARAMS_FILE).read_text())
     except (OSError, ValueError):
         return {}
 
@@ -195,12 +193,12 @@ def config_from_files(trial_dir: Path, tune_record: dict, expected: list[dict]) 
     """A trial's fields without its reports: params.json, else the grid's trial with Tune's swept values."""
     found = params(trial_dir)
     if found:
-        return {name: found.get(name, default(name)) for name in TRIAL_FIELDS}
+        return upgraded(found)
     swept = tune_record.get("evaluated_params", {})
     for config in expected:
         if all(config.get(k) == v for k, v in swept.items()):
             return config
-    return {name: swept.get(name, default(name)) for name in TRIAL_FIELDS}
+    return upgraded(swept)
 
 
 def summarise_trials(epochs: pd.DataFrame, experiment_dir: str | Path | None = None) -> pd.DataFrame:
@@ -252,8 +250,8 @@ def summarise_trials(epochs: pd.DataFrame, experiment_dir: str | Path | None = N
     if has_meta:
         never = expected
     else:  # a Tuner run without tune_ae's record: Tune's state names the trials, by their swept values
-        never = [{name: t.get("evaluated_params", {}).get(name, default(name)) for name in TRIAL_FIELDS}
-                 for logdir, t in tune_known.items() if not (Path(experiment_dir) / logdir / "params.json").is_file()]
+        never = [upgraded(t.get("evaluated_params", {}))
+                 for logdir, t in tune_known.items() if not (Path(experiment_dir) / logdir / ray_internals.PARAMS_FILE).is_file()]
     for config in never:
         if config_key(config) not in seen:
             rows.append({**config, "epochs_planned": config["epochs"], "epochs_done": 0, "status": "not started"})

@@ -9,7 +9,6 @@ interrupted: 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP (the output says how to resume)
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import errno
 import os
@@ -21,21 +20,12 @@ import traceback
 from pathlib import Path
 
 from tune_ae import experiment, lock, signals, storage
-from tune_ae.args import FAILED, OK, USAGE_ERROR, Parser, add_trial_flags, exit_now, flag
-from tune_ae.config import RESUMABLE_SETTINGS, SCHEDULERS, ConfigError, SweepSettings
+from tune_ae.args import (FAILED, OK, USAGE_ERROR, Parser, add_setting_flags, add_trial_flags, exit_now, flag,
+                          given_settings, setting_flag)
+from tune_ae.config import SETTINGS, ConfigError, SweepSettings
 from tune_ae.grids import GRIDS, Grid, resolve
 
-SETTING_DEFAULTS = {f.name: f.default for f in dataclasses.fields(SweepSettings) if f.default is not dataclasses.MISSING}
 DRIVER_ERROR_FILE = "driver-error.txt"
-
-
-def gpus_arg(text: str) -> float | str:
-    if text == "auto":
-        return text
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected 'auto' or a number, got {text!r}") from None
 
 
 def build_parser(prog: str = "python -m tune_ae.run") -> Parser:
@@ -48,7 +38,8 @@ def build_parser(prog: str = "python -m tune_ae.run") -> Parser:
     trial_flags = add_trial_flags(g)
     g.add_argument("--seeds", type=int, help="repeats per grid point, seeds 0..N-1")
     g.add_argument("--subset", type=int, help="training images kept, class-balanced (test: N/6)")
-    r = p.add_argument_group("where and how it runs (changeable on --resume, except --scheduler and --name)")
+    fixed = [setting_flag(f) for f in SETTINGS if not f.metadata["resumable"]]
+    r = p.add_argument_group(f"where and how it runs (changeable on --resume, except {', '.join(fixed)} and --name)")
     r.add_argument("--data-dir", help="folder with the Fashion-MNIST IDX files; only there when given "
                    "(else $TUNE_AE_DATA, then the cache, then a download)")
     r.add_argument("--storage-path", help=f"folder or URI holding experiments (default {storage.DEFAULT_STORAGE})")
@@ -56,39 +47,25 @@ def build_parser(prog: str = "python -m tune_ae.run") -> Parser:
     r.add_argument("--resume", action="store_true", help="continue experiment --name where it stopped")
     r.add_argument("--address", help="join this Ray cluster, HOST:PORT or auto (also $RAY_ADDRESS); "
                    "default: a Ray started for this run on this machine")
-    d = SETTING_DEFAULTS
-    r.add_argument("--cpus-per-trial", type=float, help=f"CPU cores (torch threads) per trial (default {d['cpus_per_trial']:g})")
-    r.add_argument("--gpus-per-trial", type=gpus_arg, help="GPU share per trial, or auto: the visible GPUs split "
-                   "among the trials that can run at once (default auto)")
-    r.add_argument("--scheduler", choices=SCHEDULERS, help=f"asha stops poor trials early (default {d['scheduler']})")
-    r.add_argument("--max-failures", type=int, help=f"retries per crashed trial, from its checkpoint (default {d['max_failures']})")
-    r.add_argument("--checkpoint-every", type=int, help=f"epochs between checkpoints (default {d['checkpoint_every']})")
-    r.add_argument("--keep-checkpoints", type=int, help=f"checkpoints kept per trial (default {d['keep_checkpoints']})")
-    r.add_argument("--pending-timeout", type=float, dest="pending_timeout_s",
-                   help=f"seconds trials may wait with none running before the sweep stops (default {d['pending_timeout_s']:g})")
-    r.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_const", const=False,
-                   help="on CUDA, run the eager loop instead of replaying each epoch as a CUDA graph")
+    add_setting_flags(r)  # --cpus-per-trial, --scheduler, ...: one per SweepSettings field
     r.add_argument("--no-report", action="store_true", help="skip figures and report.md (tables are still written)")
     p.set_defaults(trial_flags=trial_flags)
     return p
 
 
-def given_settings(args) -> dict:
-    """The sweep settings named on the command line (None = not given)."""
-    values = {name: getattr(args, name, None) for name in (*RESUMABLE_SETTINGS, "scheduler")}
-    return {k: v for k, v in values.items() if v is not None}  # "auto" stays apart from not given
-
-
-def settings_value(name: str, value):
-    """A flag's value as SweepSettings holds it: --gpus-per-trial auto is None there."""
-    return None if name == "gpus_per_trial" and value == "auto" else value
-
-
 def check_address(address: str | None) -> None:
-    """HOST:PORT (optionally ray://) or auto; said before anything slow is imported."""
+    """HOST:PORT or auto; said before anything slow is imported.
+
+    Not ray:// (Ray Client): there the Tuner runs on the head node, so the progress lines,
+    the epochs log and the experiment folder would be the head's, and a restored Tuner has no
+    driver-side state to take the new settings (ray_internals.replace_run_config)."""
     if not address or address == "auto":
         return
-    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if address.startswith("ray://"):
+        raise ConfigError(f"--address {address!r}: Ray Client (ray://) is not supported; give the cluster's "
+                          "HOST:PORT (the GCS port, 6379 by default) from a machine of the cluster, or submit the "
+                          "run with `ray job submit` (cluster/README.md)")
+    host, _, port = address.rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError(f"--address {address!r} is not HOST:PORT (e.g. 10.0.0.5:6379) or 'auto'")
 
@@ -120,10 +97,11 @@ def plan_resume(args, storage_path: str) -> tuple[str, Grid, SweepSettings, str 
     except (KeyError, TypeError, AttributeError) as err:
         raise ConfigError(f"{folder / experiment.META_FILE} lacks what a resume needs ({type(err).__name__}: {err}); "
                           "it is not a complete tune_ae record") from None
-    given = given_settings(args)
-    if "scheduler" in given and given["scheduler"] != recorded.scheduler:
-        raise ConfigError(f"--scheduler cannot change on --resume (the sweep runs {recorded.scheduler}); drop it")
-    new = {k: settings_value(k, v) for k, v in given.items() if k != "scheduler"}
+    new = given_settings(args)
+    for field in SETTINGS:
+        if not field.metadata["resumable"] and field.name in new and new[field.name] != getattr(recorded, field.name):
+            raise ConfigError(f"{setting_flag(field)} cannot change on --resume (the sweep runs "
+                              f"{getattr(recorded, field.name)}); drop it")
     settings = dataclasses.replace(recorded, **new)
     changed = {k: [getattr(recorded, k), v] for k, v in new.items() if getattr(recorded, k) != v}
     return grid_name, grid, settings, args.data_dir or data_folder, changed
@@ -138,8 +116,7 @@ def plan(args) -> tuple[str, Grid, SweepSettings, str | None, dict]:
     grid = resolve(grid_name, {f: getattr(args, f) for f in args.trial_flags}, seeds=args.seeds, subset=args.subset)
     storage_path = storage.check_storage(args.storage_path or str(storage.DEFAULT_STORAGE))
     name = args.name if args.name is not None else experiment.default_name(grid_name)
-    settings = SweepSettings(storage_path=storage_path, name=name,
-                             **{k: settings_value(k, v) for k, v in given_settings(args).items()})
+    settings = SweepSettings(storage_path=storage_path, name=name, **given_settings(args))
     lock.check_free(storage.local_folder(storage_path, settings.name))
     if storage.exists(storage_path, settings.name):
         raise ConfigError(f"experiment {settings.name} already exists in {storage_path}; "

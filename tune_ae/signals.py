@@ -15,6 +15,8 @@ import os
 import signal
 from contextlib import contextmanager
 
+from tune_ae.ray_internals import DISABLE_TUNE_SIGINT, TUNE_STOP_SIGNAL
+
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 received: list[int] = []  # signal numbers, in the order they came
 _held = 0  # > 0: inside held(), where a signal is recorded but raises nothing
@@ -32,7 +34,7 @@ def _handler(signum, frame):
     received.append(signum)
     if _held:
         return
-    tune_stop = signal.getsignal(signal.SIGUSR1)  # Ray Tune's "end the run gracefully", during a fit only
+    tune_stop = signal.getsignal(TUNE_STOP_SIGNAL)  # Ray Tune's "end the run gracefully", during a fit only
     if len(received) == 1 and callable(tune_stop) and tune_stop is not _handler:
         tune_stop(signum, frame)
         return
@@ -42,14 +44,14 @@ def _handler(signum, frame):
 def install() -> None:
     """Route the stop signals here. Called again after ray.init, whose C++ core installs its
     own SIGTERM handler (it prints a stack and kills the process)."""
-    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    os.environ[DISABLE_TUNE_SIGINT] = "1"
     for sig in STOP_SIGNALS:
         signal.signal(sig, _handler)
 
 
 def fit_ended() -> None:
     """Tune leaves its SIGUSR1 handler behind after a fit; a later signal must not go there."""
-    signal.signal(signal.SIGUSR1, signal.SIG_DFL)
+    signal.signal(TUNE_STOP_SIGNAL, signal.SIG_DFL)
 
 
 @contextmanager

@@ -24,7 +24,7 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 import tune_ae
-from tune_ae import callbacks, experiment, signals, storage, tuner
+from tune_ae import callbacks, experiment, ray_internals, signals, storage, tuner
 from tune_ae.config import ConfigError, SweepSettings, TrialConfig
 from tune_ae.data import FashionMNIST
 from tune_ae.grids import Grid
@@ -62,7 +62,7 @@ def check_reachable(address: str) -> None:
     """A TCP connection to HOST:PORT, so that a wrong address fails at once instead of retrying for minutes."""
     if address == "auto":
         return  # ray.init finds the local cluster's address itself, or raises ConnectionError
-    host, _, port = address.removeprefix("ray://").rpartition(":")
+    host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
         raise ConfigError(f"--address {address!r} is not HOST:PORT (e.g. 10.0.0.5:6379) or 'auto'")
     try:
@@ -118,7 +118,7 @@ def start_ray(address: str | None) -> None:
     # Ray's C++ core would install a SIGTERM handler that prints a stack and kills the driver;
     # tune_ae's (signals.py) stops the sweep instead. Its Python side sets SIGTERM handlers
     # that end with sys.exit while it starts: that SystemExit is a SIGTERM, an interruption.
-    os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
+    os.environ.setdefault(ray_internals.DISABLE_CORE_SIGNAL_HANDLER, "1")
     if not address:
         with signal_during_start():
             ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
@@ -324,7 +324,7 @@ def run(grid_name: str, grid: Grid, settings: SweepSettings, data: FashionMNIST,
               flush=True)
         # Tune's newer console output prints a configuration box even at verbose=0; the legacy
         # one is silent there, so Progress's lines are the whole console view.
-        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+        os.environ.setdefault(*ray_internals.LEGACY_CONSOLE)
         clock = time.perf_counter()
         timings["checks_s"] = clock - timings["ray_start_s"] - started
         try:

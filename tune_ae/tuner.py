@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from pathlib import Path
 from typing import Callable
 
@@ -15,7 +14,7 @@ import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
-from tune_ae import storage
+from tune_ae import ray_internals, storage
 from tune_ae.callbacks import EpochLog
 from tune_ae.config import TRIAL_FIELDS, SweepSettings, TrialConfig
 from tune_ae.data import FashionMNIST
@@ -134,10 +133,8 @@ def restore_tuner(experiment_dir: str | Path, grid: Grid, settings: SweepSetting
         resume_unfinished=True,
         resume_errored=True,
     )
-    restored = tuner._local_tuner.get_run_config()  # Tuner.restore offers no RunConfig argument
-    new = run_config(settings, callbacks or [])
-    for field in ("failure_config", "checkpoint_config", "callbacks", "stop", "verbose"):
-        setattr(restored, field, getattr(new, field))
+    ray_internals.replace_run_config(tuner, run_config(settings, callbacks or []),
+                                     ("failure_config", "checkpoint_config", "callbacks", "stop", "verbose"))
     return tuner
 
 
@@ -154,10 +151,10 @@ def unusable_state(folder: Path) -> str | None:
     one, if any, is checked; the trials' own checkpoints carry the sweep either way.
     """
     problem = None
-    for path in sorted(Path(folder).glob("experiment_state-*.json"), reverse=True):
+    for path in reversed(ray_internals.state_files(folder)):
         try:
             state = json.loads(path.read_text())
-            trials = [json.loads(trial_json) for trial_json, _ in state["trial_data"]]
+            trials = [record for record, _ in ray_internals.state_trials(state)]
             if not all(isinstance(t.get("config"), dict) and "hidden" in t["config"] for t in trials):
                 raise ValueError("a trial without its config")
         except (OSError, ValueError, KeyError, TypeError) as err:
@@ -174,15 +171,10 @@ def unusable_state(folder: Path) -> str | None:
 
 
 def missing_checkpoints(folder: Path, state: dict) -> list[str]:
-    """Checkpoint folders Tune's saved state refers to that are not on disk. Its checkpoint
-    manager is stored pickled (hex); the folder names are plain text inside it."""
+    """Checkpoint folders Tune's saved state refers to that are not on disk."""
     gone = []
-    for trial_json, metadata_json in state["trial_data"]:
-        trial_dir = folder / json.loads(trial_json).get("relative_logdir", "")
-        try:
-            pickled = bytes.fromhex(json.loads(metadata_json)["checkpoint_manager"]["value"])
-        except (ValueError, KeyError, TypeError):
-            continue
-        names = set(re.findall(rb"checkpoint_\d{6}", pickled))
-        gone += [f"{trial_dir.name}/{n.decode()}" for n in sorted(names) if not (trial_dir / n.decode()).is_dir()]
+    for record, metadata in ray_internals.state_trials(state):
+        trial_dir = folder / record.get("relative_logdir", "")
+        names = ray_internals.checkpoint_names(metadata)
+        gone += [f"{trial_dir.name}/{n}" for n in sorted(names) if not (trial_dir / n).is_dir()]
     return gone

@@ -1,0 +1,99 @@
+"""The contract with Ray Tune's undocumented parts (tune_ae/ray_internals.py).
+
+Each test names the part it checks; a failure after a Ray upgrade says which use to re-read
+in the new Ray before changing CHECKED_WITH. The last test runs a real (tiny) fit.
+"""
+
+import inspect
+import json
+import signal
+
+import pytest
+import ray
+from ray import tune
+
+from tune_ae import ray_internals
+
+
+def test_ray_is_the_release_the_internals_were_checked_against():
+    assert ray.__version__ == ray_internals.CHECKED_WITH, (
+        f"Ray is {ray.__version__}, tune_ae/ray_internals.py was checked against {ray_internals.CHECKED_WITH}: "
+        "re-check every use there against the new Ray, then update CHECKED_WITH (and the pins)")
+
+
+def test_file_names_are_tunes():
+    from ray.air import constants
+
+    assert (constants.EXPR_PARAM_FILE, constants.EXPR_RESULT_FILE, constants.EXPR_ERROR_FILE) == (
+        ray_internals.PARAMS_FILE, ray_internals.RESULT_FILE, ray_internals.ERROR_FILE), "Tune renamed its trial files"
+
+
+def test_switches_are_read_where_documented():
+    from ray._private import ray_constants
+    from ray.tune import tune as tune_run
+    from ray.tune.experimental import output
+
+    assert ray_internals.DISABLE_TUNE_SIGINT in inspect.getsource(tune_run), "Tune no longer reads its SIGINT switch"
+    assert "signal.SIGUSR1" in inspect.getsource(tune_run), "Tune's graceful stop is no longer on SIGUSR1"
+    assert hasattr(ray_constants, ray_internals.DISABLE_CORE_SIGNAL_HANDLER), "Ray dropped its core signal switch"
+    name, off = ray_internals.LEGACY_CONSOLE
+    assert f'os.environ.get("{name}", "1") == "{off}"' in inspect.getsource(output), "Tune's console switch moved"
+
+
+def test_a_restored_tuners_run_config_is_the_one_it_runs_with():
+    tuner = tune.Tuner(lambda config: None, run_config=tune.RunConfig(verbose=2))
+    ray_internals.replace_run_config(tuner, tune.RunConfig(verbose=0, stop={"epoch": 3}), ("verbose", "stop"))
+    config = tuner._local_tuner.get_run_config()
+    assert (config.verbose, config.stop) == (0, {"epoch": 3}), "Tuner's run config is no longer reachable this way"
+
+
+def test_trial_retries_and_resources_can_be_set():
+    from ray.tune.experiment import Trial
+
+    trial = Trial("__fake", config={"hidden": 8}, stub=True)
+    ray_internals.set_retries(trial, 7)
+    ray_internals.set_resources(trial, {"cpu": 0.5, "gpu": 0.25})
+    assert trial.max_failures == 7
+    assert trial.placement_group_factory.required_resources == {"CPU": 0.5, "GPU": 0.25}
+    assert ray_internals.failures(trial) == 0
+
+
+@pytest.fixture
+def fitted(ray_session, tmp_path):
+    """A two-trial fit whose trials save a checkpoint each; what Tune's handlers were during it."""
+    import os
+
+    seen = {}
+
+    class Look(tune.Callback):
+        def on_step_begin(self, iteration, trials, **info):
+            seen["usr1"], seen["int"] = signal.getsignal(signal.SIGUSR1), signal.getsignal(signal.SIGINT)
+
+    def trainable(config):
+        folder = tune.get_context().get_trial_dir() + "/ckpt"
+        os.makedirs(folder, exist_ok=True)
+        tune.report({"epoch": 1}, checkpoint=tune.Checkpoint.from_directory(folder))
+
+    os.environ[ray_internals.DISABLE_TUNE_SIGINT] = "1"
+    before = signal.getsignal(signal.SIGINT)
+    tune.Tuner(trainable, param_space={"hidden": tune.grid_search([8, 16])},
+               run_config=tune.RunConfig(storage_path=str(tmp_path), name="x", callbacks=[Look()], verbose=0)).fit()
+    return tmp_path / "x", seen, before
+
+
+def test_saved_state_and_signal_handlers_of_a_real_fit(fitted):
+    folder, seen, sigint_before = fitted
+    assert callable(seen["usr1"]) and seen["usr1"] not in (signal.SIG_DFL, signal.SIG_IGN), "no Tune stop handler"
+    assert seen["int"] is sigint_before, "Tune took SIGINT despite its switch"
+    states = ray_internals.state_files(folder)
+    assert states, f"no {ray_internals.STATE_GLOB} in the experiment folder"
+    trials = ray_internals.state_trials(json.loads(states[-1].read_text()))
+    assert len(trials) == 2
+    for record, metadata in trials:
+        assert {"relative_logdir", "status", "config", "evaluated_params"} <= set(record), sorted(record)
+        assert record["status"] == "TERMINATED" and record["evaluated_params"] == {"hidden": record["config"]["hidden"]}
+        trial_dir = folder / record["relative_logdir"]
+        assert (trial_dir / ray_internals.PARAMS_FILE).is_file()
+        names = ray_internals.checkpoint_names(metadata)
+        assert names and all(ray_internals.CHECKPOINT_DIR.fullmatch(n) and (trial_dir / n).is_dir() for n in names), \
+            "the checkpoint folders are no longer named in the saved state's checkpoint manager"

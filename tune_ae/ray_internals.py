@@ -1,0 +1,105 @@
+"""Every use of Ray Tune's undocumented parts, in one place, each checked against Ray 2.60.0.
+
+tune_ae relies on a few things Ray Tune does not document as API: the files it writes (its
+saved experiment state above all), a restored Tuner's RunConfig, a Trial's retry limit and
+resources, and switches of its signal handling and console output. Everything else goes
+through the documented API (`tune.Tuner`, `tune.report`, `tune.Callback`, ...).
+
+Whoever upgrades Ray re-checks what is here; tests/test_ray_internals.py fails, naming the
+part, where an upgrade moved one. No `import ray` at the top: results.py and signals.py read
+these names, and they load without Ray.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+from pathlib import Path
+
+CHECKED_WITH = "2.60.0"  # the Ray release every use below was read against (pyproject pins it)
+
+# --- Files Tune writes (2.60.0: ray/air/constants.py EXPR_*_FILE, ray/tune/execution/tune_controller.py) ---
+PARAMS_FILE = "params.json"  # a trial folder's config, written when the trial first starts
+RESULT_FILE = "result.json"  # a JSON line per reported result (tune_ae reads its own log instead)
+ERROR_FILE = "error.txt"  # a failed trial's traceback(s), appended per failure
+CHECKPOINT_DIR = re.compile(r"checkpoint_\d+")  # checkpoint_000007: numbered from Tune's saved state
+STATE_GLOB = "experiment_state-*.json"  # the saved experiment state, newest by name (a timestamp)
+
+
+def state_files(folder: str | Path) -> list[Path]:
+    """Tune's saved experiment states in `folder`, oldest first (Tune restores the last)."""
+    return sorted(Path(folder).glob(STATE_GLOB))
+
+
+def state_trials(state: dict) -> list[tuple[dict, dict]]:
+    """(trial record, run metadata) per trial of a parsed state file.
+
+    2.60.0 (tune/execution/tune_controller.py, save_to_dir): `trial_data` is a list of
+    [trial JSON, metadata JSON] string pairs; a record holds `relative_logdir` (the trial
+    folder's name), `status` (PENDING, RUNNING, PAUSED, TERMINATED, ERROR), `config` and
+    `evaluated_params` (the swept values). Raises ValueError/KeyError/TypeError on a file
+    that is not that shape (cut short, another Ray's)."""
+    return [(json.loads(trial_json), json.loads(metadata_json)) for trial_json, metadata_json in state["trial_data"]]
+
+
+def checkpoint_names(metadata: dict) -> set[str]:
+    """The checkpoint folders a trial's run metadata refers to.
+
+    2.60.0: the metadata's `checkpoint_manager` is stored pickled, as hex (`{"value": ...}`);
+    the folder names are plain text inside the pickle. Empty when it is not there."""
+    try:
+        pickled = bytes.fromhex(metadata["checkpoint_manager"]["value"])
+    except (ValueError, KeyError, TypeError):
+        return set()
+    return {name.decode() for name in re.findall(rb"checkpoint_\d{6}", pickled)}
+
+
+# --- Trial objects, as Tune hands them to callbacks (ray/tune/experiment/trial.py) ---
+# Reading `status`, `config`, `trial_id`, `path` and `last_result` is what Tune's Callback
+# docs show; these three are not documented.
+
+def failures(trial) -> int:
+    """How many times the trial has failed so far (2.60.0: `trial.run_metadata.num_failures`)."""
+    return trial.run_metadata.num_failures
+
+
+def set_retries(trial, max_failures: int) -> None:
+    """A restored trial keeps the retry limit it was saved with (2.60.0: plain attribute)."""
+    trial.max_failures = max_failures
+
+
+def set_resources(trial, resources: dict) -> None:
+    """New resources for a trial that is not running (2.60.0: `Trial.update_resources`, which
+    Tune's ResourceChangingScheduler uses; it raises for a running trial)."""
+    trial.update_resources(dict(resources))
+
+
+# --- Tuner.restore (ray/tune/tuner.py, ray/tune/impl/tuner_internal.py) ---
+
+def replace_run_config(tuner, new, fields: tuple[str, ...]) -> None:
+    """Put `fields` of RunConfig `new` into a restored Tuner's own RunConfig.
+
+    2.60.0: `Tuner.restore` takes no RunConfig and unpickles the one saved with the
+    experiment; the driver-side Tuner keeps it in `_local_tuner` (a TunerInternal) and
+    `get_run_config()` returns the object itself, so setting its fields takes effect. In Ray
+    Client mode (ray://) there is no `_local_tuner`: run.py refuses ray:// up front.
+    """
+    restored = tuner._local_tuner.get_run_config()
+    for field in fields:
+        setattr(restored, field, getattr(new, field))
+
+
+# --- Switches read from the environment ---
+# 2.60.0, ray/tune/tune.py: Tune installs a SIGINT handler during a fit
+# unless this is set; tune_ae routes SIGINT itself (signals.py).
+DISABLE_TUNE_SIGINT = "TUNE_DISABLE_SIGINT_HANDLER"
+# 2.60.0, same place: during a fit Tune's graceful stop ("stop and save state") is the handler
+# it installs for SIGUSR1; signals.py calls it on the first stop signal.
+TUNE_STOP_SIGNAL = signal.SIGUSR1
+# 2.60.0, ray/_private/ray_constants.py: the C++ core's handler for fatal signals (SIGTERM included)
+# prints a stack and kills the process; off in the driver, where SIGTERM is an interruption.
+DISABLE_CORE_SIGNAL_HANDLER = "RAY_DISABLE_FAILURE_SIGNAL_HANDLER"
+# 2.60.0, ray/tune/experimental/output.py: "0" selects the legacy console output, which is
+# silent at verbose=0 (the newer one prints a configuration box even then).
+LEGACY_CONSOLE = ("RAY_AIR_NEW_OUTPUT", "0")
