@@ -6,9 +6,11 @@ Runs `python -m tune_ae.run` (the report included) with 2 epochs on 3,000 images
 training is small and the overhead shows: 4 trials = the paper grid, 12 = paper x 3 seeds,
 36 = the wide grid, 108 = wide x 3 seeds. Per run it prints the wall time and its parts, from
 the timings each run records in tune_ae.json: Ray start, checks, Tune's fit (split into the
-trials' training, their end-of-trial analysis (dead units, linear probe), each spread over
-the concurrent slots, and the rest: queueing, worker start, reporting), tables, report, Ray
-shutdown, and the interpreter/imports before and after. Then the overhead per extra trial:
+trials' training, their end-of-trial analysis (dead units, linear probe), each as the least
+wall time it needs on the slots that run at once (tune_ae.bench.training_span), and the rest:
+queueing, worker start, reporting), tables, report, Ray shutdown, and the interpreter/imports
+before and after. The machine and date come first; a sweep that does not finish every trial
+stops the script with exit 1. Then the overhead per extra trial:
 the slope of (wall - training) against trials, and of (wall - training - analysis).
 Writes OUT/scaling.csv and OUT/scaling.png.
 """
@@ -16,41 +18,30 @@ Writes OUT/scaling.csv and OUT/scaling.png.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from tune_ae.bench import SweepFailed, machine, machine_line, sweep_slots, timed_sweep, training_span
 
 SIZES = {4: ["--grid", "paper"], 12: ["--grid", "paper", "--seeds", "3"], 36: ["--grid", "wide"],
          108: ["--grid", "wide", "--seeds", "3"]}
 
 
 def one_run(n: int, data_dir: str, epochs: int, subset: int) -> dict:
-    with tempfile.TemporaryDirectory() as storage:
-        started = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "tune_ae.run", *SIZES[n], "--epochs", str(epochs), "--subset",
-                               str(subset), "--data-dir", data_dir, "--storage-path", storage, "--name", "s"],
-                              capture_output=True, text=True)
-        wall = time.perf_counter() - started
-        if done.returncode != 0:
-            raise SystemExit(f"error: the {n}-trial sweep failed: {done.stderr.strip().splitlines()[-1:]}")
-        folder = Path(storage) / "s"
-        timings = json.loads((folder / "tune_ae.json").read_text())["runs"][-1]["timings"]
-        trials = pd.read_parquet(folder / "trials.parquet")
-    slots = min(n, os.cpu_count() or 1)  # 1 CPU per trial: this many train at once
-    training = float(trials["train_time_s"].sum()) / slots
-    analysis = float(trials["analysis_time_s"].sum()) / slots  # dead units + probe, at each trial's end
+    sweep = timed_sweep([*SIZES[n], "--epochs", str(epochs), "--subset", str(subset), "--data-dir", data_dir], name="s")
+    trials, timings, slots = sweep.trials, sweep.timings, sweep_slots(sweep)
+    # Training and the end-of-trial analysis as the least wall time they need on the slots
+    # that run at once (tune_ae.bench.training_span, the one definition the benchmark uses too).
+    training = training_span(trials["train_time_s"], slots)
+    work = training_span(trials["train_time_s"] + trials["analysis_time_s"], slots)  # dead units + probe
     parts = {"ray_start_s": timings["ray_start_s"], "checks_s": timings["checks_s"],
-             "training_s": training, "analysis_s": analysis, "fit_rest_s": timings["fit_s"] - training - analysis,
+             "training_s": training, "analysis_s": work - training, "fit_rest_s": timings["fit_s"] - work,
              "tables_s": timings["tables_s"], "report_s": timings["report_s"], "shutdown_s": timings["shutdown_s"]}
-    parts["process_s"] = wall - sum(parts.values())  # interpreter, imports, data loading, exit
-    return {"trials": n, "wall_s": wall, **parts, "done": int((trials["status"] == "done").sum())}
+    parts["process_s"] = sweep.wall_s - sum(parts.values())  # interpreter, imports, data loading, exit
+    return {"trials": n, "slots": slots, "wall_s": sweep.wall_s, **parts}
 
 
 def main() -> int:
@@ -61,9 +52,14 @@ def main() -> int:
     p.add_argument("--subset", type=int, default=3000)
     p.add_argument("--out", default="scaling")
     args = p.parse_args()
+    print(f"machine: {machine_line(machine())}", flush=True)
     rows = []
     for n in args.trials:
-        rows.append(one_run(n, args.data_dir, args.epochs, args.subset))
+        try:
+            rows.append(one_run(n, args.data_dir, args.epochs, args.subset))
+        except SweepFailed as err:  # a sweep that lost trials did less work: its time is not the grid's
+            print(f"error: the {n}-trial sweep failed: {err}", file=sys.stderr)
+            return 1
         print(pd.DataFrame(rows[-1:]).to_string(index=False, float_format=lambda v: f"{v:.1f}"), flush=True)
     table = pd.DataFrame(rows)
     out = Path(args.out)

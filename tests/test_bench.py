@@ -1,9 +1,12 @@
-"""The benchmark in-process on tiny data (shrunken config), and its command's argument errors."""
+"""The benchmark in-process on tiny data (shrunken config), its command's argument errors, the
+Ray overhead's arithmetic over parallel slots, and a failed sweep refused instead of timed."""
 
 import json
+import os
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 import torch
 
@@ -15,7 +18,8 @@ def test_benchmark_produces_every_field_on_tiny_data(tiny_dir, tmp_path):
     data = load_fashion_mnist(tiny_dir, expect_full=False)
     report = bench.run_benchmark(data, [8, 32], epochs=1, subset=None, threads=1, precisions=["fp32", "bf16"],
                                  with_ray=False)
-    assert {"device", "threads", "versions", "matmul_peak_gflops", "results"} <= set(report) and "ray" not in report
+    assert {"device", "machine", "threads", "versions", "matmul_peak_gflops", "results"} <= set(report) and "ray" not in report
+    assert report["machine"]["cores"] == os.cpu_count() and report["machine"]["date"][:2] == "20"
     assert report["device"] == "cpu" and set(report["matmul_peak_gflops"]) == {"fp32", "bf16"}
     assert all(v > 0 for v in report["matmul_peak_gflops"].values())
     assert {(r["hidden"], r["precision"]) for r in report["results"]} == {(8, "fp32"), (8, "bf16"), (32, "fp32"), (32, "bf16")}
@@ -38,3 +42,54 @@ def test_bench_usage_errors_name_the_bench_command():
     done = subprocess.run([sys.executable, "-m", "tune_ae.bench", "--epochs", "0"], capture_output=True, text=True)
     assert done.returncode == 2 and done.stderr.count("\n") == 1
     assert "python -m tune_ae.bench --help" in done.stderr and "tune_ae.run" not in done.stderr
+
+
+def test_training_span_counts_the_parallel_slots_not_the_sum():
+    # Two trials training side by side for 5 s each take 5 s of wall time, not 10 (the old sum).
+    assert bench.training_span([5.0, 5.0], slots=2) == 5.0
+    assert bench.training_span([3.0, 3.0, 3.0, 3.0], slots=2) == 6.0  # two rounds of two
+    assert bench.training_span([1.0, 1.0, 1.0, 5.0], slots=2) == 5.0  # the longest trial cannot be split
+    assert bench.training_span([2.0, 4.0], slots=1) == 6.0  # one slot: one after the other
+    assert bench.parallel_slots(2, cpus_per_trial=1.0, cpus=2) == 2
+    assert bench.parallel_slots(4, cpus_per_trial=1.0, cpus=2) == 2  # the CPUs bound it
+    assert bench.parallel_slots(1, cpus_per_trial=1.0, cpus=16) == 1  # and the trials
+    assert bench.parallel_slots(4, cpus_per_trial=2.0, cpus=2) == 1
+    assert bench.parallel_slots(4, cpus_per_trial=0.5, cpus=2) == 4
+    assert bench.parallel_slots(4, cpus_per_trial=1.0, gpus_per_trial=1.0, cpus=16, gpus=1) == 1  # a whole GPU each
+    assert bench.parallel_slots(4, cpus_per_trial=1.0, gpus_per_trial=None, cpus=16, gpus=1) == 4  # auto shares it
+
+
+def test_ray_overhead_is_wall_time_beyond_the_work_on_the_slots(monkeypatch):
+    trials = pd.DataFrame({"hidden": [32, 64], "status": ["done", "done"], "train_time_s": [5.0, 5.0],
+                           "analysis_time_s": [0.5, 0.5]})
+    sweep = bench.TimedSweep(wall_s=8.0, trials=trials, settings={"cpus_per_trial": 1.0, "gpus_per_trial": None},
+                             timings={})
+    monkeypatch.setattr(bench, "timed_sweep", lambda *args, **kwargs: sweep)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    ray = bench.ray_overhead("unused")
+    assert ray["slots"] == 2 and ray["training_span_s"] == 5.0 and ray["work_span_s"] == 5.5
+    assert ray["overhead_s"] == pytest.approx(2.5)  # the old sum made it 8 - 10 = -2: Ray "faster than free"
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert bench.ray_overhead("unused")["overhead_s"] == pytest.approx(-3.0)  # one slot: both in turn
+
+
+def fake_sweep(returncode: int, stderr: str):
+    """subprocess.run standing in for `python -m tune_ae.run`: it exits as told and writes nothing."""
+    return lambda command, **kwargs: subprocess.CompletedProcess(command, returncode, "", stderr)
+
+
+def test_a_failed_sweep_is_refused_not_timed(monkeypatch):
+    monkeypatch.setattr(bench.subprocess, "run", fake_sweep(1, "2 done...\nerror: trial h=32 failed: RuntimeError: boom\n"))
+    with pytest.raises(bench.SweepFailed) as failed:
+        bench.ray_overhead("unused")
+    assert str(failed.value) == "the sweep exited with 1: error: trial h=32 failed: RuntimeError: boom"
+    monkeypatch.setattr(bench.subprocess, "run", fake_sweep(0, ""))
+    with pytest.raises(bench.SweepFailed, match="exited with 0 but left no trials"):
+        bench.ray_overhead("unused")
+
+
+def test_a_sweep_that_exits_0_with_a_trial_not_done_is_refused():
+    trials = pd.DataFrame({"hidden": [32, 64, 128], "status": ["done", "error", "stopped early"]})
+    assert bench.sweep_problem(0, trials, "") == "2 of 3 trials not done: h=64 error, h=128 stopped early"
+    assert bench.sweep_problem(0, trials.iloc[:1], "") is None
+    assert bench.sweep_problem(130, trials.iloc[:1], None) == "the sweep exited with 130"

@@ -152,12 +152,12 @@ def cluster_pids(state_dir: str) -> list[str]:
     return alive
 
 
-@contextmanager
-def started_cluster(node_env: dict | None = None, named: bool = True):
-    """`local.sh start 1` (head + 1 worker), stopped and checked on exit; `node_env` reaches the nodes."""
+def start_cluster(node_env: dict | None = None, named: bool = True) -> dict:
+    """`local.sh start 1` (head + 1 worker); `node_env` reaches the nodes. stop_cluster ends it."""
     state_dir = tempfile.mkdtemp(prefix="tac", dir="/tmp") if named else None  # short: Ray's socket paths are limited
+    # local.sh remembers its last cluster under XDG_CACHE_HOME: the same one for start and stop.
     env = {**os.environ, "TUNE_AE_CLUSTER_PORT": str(free_port()), "RAY": str(Path(sys.executable).parent / "ray"),
-           **(node_env or {})}
+           "XDG_CACHE_HOME": tempfile.mkdtemp(prefix="tac-cache"), **(node_env or {})}
     if named:
         env["TUNE_AE_CLUSTER_DIR"] = state_dir
     else:
@@ -167,14 +167,28 @@ def started_cluster(node_env: dict | None = None, named: bool = True):
     state_dir = state_dir or re.search(r"state in (\S+)\. To use it", started.stdout).group(1)
     address = Path(state_dir, "address").read_text().strip()
     ray_env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": f"{state_dir}/token"}
-    cluster = {"address": address, "env": ray_env, "dir": state_dir, "bystanders": []}
+    return {"address": address, "env": ray_env, "dir": state_dir, "bystanders": [], "script_env": env, "stopped": False}
+
+
+def stop_cluster(cluster: dict) -> None:
+    """`local.sh stop`, then nothing of the cluster may be left but the bystanders (once; again is a no-op)."""
+    if cluster["stopped"]:
+        return
+    cluster["stopped"] = True
+    stopped = subprocess.run(["bash", str(CLUSTER / "local.sh"), "stop"], env=cluster["script_env"],
+                             capture_output=True, text=True)
+    assert stopped.returncode == 0, stopped.stderr
+    left = set(cluster_pids(cluster["dir"])) - {str(p) for p in cluster["bystanders"]}
+    assert session_pids(cluster["dir"]) == [] and not left, "local.sh stop left processes behind"
+
+
+@contextmanager
+def started_cluster(node_env: dict | None = None, named: bool = True):
+    cluster = start_cluster(node_env, named)
     try:
         yield cluster
     finally:
-        stopped = subprocess.run(["bash", str(CLUSTER / "local.sh"), "stop"], env=env, capture_output=True, text=True)
-        assert stopped.returncode == 0, stopped.stderr
-    left = set(cluster_pids(state_dir)) - {str(p) for p in cluster["bystanders"]}
-    assert session_pids(state_dir) == [] and not left, "local.sh stop left processes behind"
+        stop_cluster(cluster)
 
 
 def session_pids(state_dir: str) -> list[str]:
@@ -184,9 +198,16 @@ def session_pids(state_dir: str) -> list[str]:
     return [pid for sid in sids for pid in subprocess.run(["pgrep", "-s", sid], capture_output=True, text=True).stdout.split()]
 
 
-@pytest.fixture
-def local_cluster():
-    with started_cluster() as cluster:
+@pytest.fixture(scope="module")
+def local_cluster(tmp_path_factory):
+    """One two-node cluster for the module's tests, in the order they run: its state and
+    listeners, a sweep across both nodes, a wrong token, losing the worker node, and last its
+    `stop`. Started the default way (the folder from mktemp), and its nodes cannot import
+    tune_ae (a broken one first on their path): what runs there is what the driver ships."""
+    broken = tmp_path_factory.mktemp("broken") / "tune_ae"
+    broken.mkdir()
+    (broken / "__init__.py").write_text('raise ImportError("no usable tune_ae on this node")\n')
+    with started_cluster({"PYTHONPATH": str(broken.parent)}, named=False) as cluster:
         yield cluster
 
 
@@ -210,16 +231,14 @@ def non_loopback(found: list[tuple[str, str]]) -> list[tuple[str, str]]:
             if not address.startswith(("127.0.0.1:", "[::1]:", "[::ffff:127.0.0.1]:"))]
 
 
-@pytest.mark.slow
-def test_local_cluster_state_is_private_and_its_listeners_are_as_documented(tmp_path):
-    with started_cluster(named=False) as cluster:  # the default folder: mktemp, not a fixed /tmp path
-        folder = Path(cluster["dir"])
-        assert folder.name.startswith("tune_ae_cluster.") and len(folder.name) > len("tune_ae_cluster.")
-        assert oct(folder.stat().st_mode & 0o777) == "0o700" and oct((folder / "token").stat().st_mode & 0o777) == "0o600"
-        outside = non_loopback(listeners({int(p) for p in session_pids(cluster["dir"])}))
-        assert outside, "Ray now keeps every listener on loopback: update cluster/README.md, 'What listens'"
-        assert all(UNCONFINABLE.match(name) for _, name in outside), outside
-        assert not [a for a, name in outside if a.endswith(":8265")]  # no dashboard on the network
+def test_local_cluster_state_is_private_and_its_listeners_are_as_documented(local_cluster):
+    folder = Path(local_cluster["dir"])  # the default folder: mktemp, not a fixed /tmp path
+    assert folder.name.startswith("tune_ae_cluster.") and len(folder.name) > len("tune_ae_cluster.")
+    assert oct(folder.stat().st_mode & 0o777) == "0o700" and oct((folder / "token").stat().st_mode & 0o777) == "0o600"
+    outside = non_loopback(listeners({int(p) for p in session_pids(local_cluster["dir"])}))
+    assert outside, "Ray now keeps every listener on loopback: update cluster/README.md, 'What listens'"
+    assert all(UNCONFINABLE.match(name) for _, name in outside), outside
+    assert not [a for a, name in outside if a.endswith(":8265")]  # no dashboard on the network
 
 
 def test_embedded_ray_listeners_are_as_documented(ray_session):
@@ -231,45 +250,19 @@ def test_embedded_ray_listeners_are_as_documented(ray_session):
     assert outside and all(UNCONFINABLE.match(name) for _, name in outside), outside
 
 
-@pytest.mark.slow
-def test_stop_ends_its_own_processes_and_spares_a_bystander(tmp_path):
-    with started_cluster() as cluster:
-        folder = cluster["dir"]
-        # A process that merely names the cluster's folder, as `tail -f` of its log would.
-        bystander = subprocess.Popen(["bash", "-c", f'exec -a "tail -f {folder}/ray/session_latest/logs/raylet.out" sleep 120'])
-        cluster["bystanders"].append(bystander.pid)
-        assert len(session_pids(folder)) >= 4
-        assert str(bystander.pid) in cluster_pids(folder)  # what the old `pgrep -f FOLDER` would have killed
-    try:
-        assert bystander.poll() is None, "local.sh stop killed a process it did not start"
-    finally:
-        bystander.kill()
-
-
-def test_nodes_that_cannot_import_tune_ae_run_the_code_the_driver_ships(real_data_dir, tmp_path):
-    broken = tmp_path / "broken" / "tune_ae"
-    broken.mkdir(parents=True)
-    (broken / "__init__.py").write_text('raise ImportError("no usable tune_ae on this node")\n')
-    with started_cluster({"PYTHONPATH": str(broken.parent)}) as cluster:
-        probe = ("import ray; ray.init(address='%s')\n"
-                 "@ray.remote\ndef imports():\n    import tune_ae\n"
-                 "try:\n    ray.get(imports.remote())\nexcept Exception as err:\n    print('refused:', type(err).__name__)\n"
-                 % cluster["address"])
-        # From another folder: Ray puts the driver's working directory on its workers' path, and
-        # from the project root that alone would let them import tune_ae.
-        without = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
-                                 env={**os.environ, **cluster["env"]}, cwd=tmp_path)
-        assert "refused:" in without.stdout, without.stdout + without.stderr[-2000:]  # the nodes really lack it
-        done = run_cli("--grid", "smoke", "--address", cluster["address"], "--data-dir", str(real_data_dir),
-                       "--storage-path", str(tmp_path / "store"), "--name", "shipped", "--no-report", env=cluster["env"],
-                       cwd=tmp_path)
-        assert done.returncode == 0, done.stderr[-3000:]
-        assert (pd.read_parquet(tmp_path / "store" / "shipped" / "trials.parquet")["status"] == "done").all()
-
-
-def test_smoke_sweep_on_two_nodes(local_cluster, real_data_dir, tmp_path):
+def test_smoke_sweep_on_two_nodes_that_cannot_import_tune_ae(local_cluster, real_data_dir, tmp_path):
+    probe = ("import ray; ray.init(address='%s')\n"
+             "@ray.remote\ndef imports():\n    import tune_ae\n"
+             "try:\n    ray.get(imports.remote())\nexcept Exception as err:\n    print('refused:', type(err).__name__)\n"
+             % local_cluster["address"])
+    # From another folder: Ray puts the driver's working directory on its workers' path, and
+    # from the project root that alone would let them import tune_ae.
+    without = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                             env={**os.environ, **local_cluster["env"]}, cwd=tmp_path)
+    assert "refused:" in without.stdout, without.stdout + without.stderr[-2000:]  # the nodes really lack it
     done = run_cli("--grid", "smoke", "--address", local_cluster["address"], "--data-dir", str(real_data_dir),
-                   "--storage-path", str(tmp_path), "--name", "multi", "--no-report", env=local_cluster["env"])
+                   "--storage-path", str(tmp_path), "--name", "multi", "--no-report", env=local_cluster["env"],
+                   cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     epochs = pd.read_parquet(tmp_path / "multi" / "epochs.parquet")
     trials = pd.read_parquet(tmp_path / "multi" / "trials.parquet")
@@ -277,7 +270,10 @@ def test_smoke_sweep_on_two_nodes(local_cluster, real_data_dir, tmp_path):
     assert epochs.groupby("trial_id")["epoch"].apply(list).tolist() == [[1, 2, 3]] * 2
     assert epochs["node_id"].nunique() == 2  # one trial per node: each node has 1 CPU
 
-    # The same cluster with a wrong token: one line that says so, none of Ray's core log.
+
+
+def test_a_wrong_token_is_one_line(local_cluster, real_data_dir, tmp_path):
+    """The cluster refuses a driver with another token: one line that says so, none of Ray's core log."""
     wrong = tmp_path / "wrong-token"
     wrong.write_text("0" * 64)
     refused = run_cli("--grid", "smoke", "--address", local_cluster["address"], "--data-dir", str(real_data_dir),
@@ -327,3 +323,18 @@ def test_sweep_survives_losing_a_worker_node(local_cluster, real_data_dir, tmp_p
     assert len(moved) == 1
     last_on_lost_node, first_on_head = moved[0]
     assert 1 < first_on_head <= last_on_lost_node + 1
+
+
+def test_stop_ends_its_own_processes_and_spares_a_bystander(local_cluster):
+    """Last in the module: stops the shared cluster (its fixture then finds it stopped)."""
+    folder = local_cluster["dir"]
+    # A process that merely names the cluster's folder, as `tail -f` of its log would.
+    bystander = subprocess.Popen(["bash", "-c", f'exec -a "tail -f {folder}/ray/session_latest/logs/raylet.out" sleep 120'])
+    local_cluster["bystanders"].append(bystander.pid)
+    try:
+        assert len(session_pids(folder)) >= 3  # the head's daemons at least (the worker node was lost above)
+        assert str(bystander.pid) in cluster_pids(folder)  # what the old `pgrep -f FOLDER` would have killed
+        stop_cluster(local_cluster)
+        assert bystander.poll() is None, "local.sh stop killed a process it did not start"
+    finally:
+        bystander.kill()

@@ -6,15 +6,21 @@
 - peak: torch.mm on large square matrices with the same thread count, the ceiling for
   both, so "ours" can be read as a fraction of what the machine can do.
 - Ray overhead: a smoke sweep through `python -m tune_ae.run`, wall time against the
-  training time its trials report.
+  least time its trials' own work needs on the slots that train at once (training_span).
+
+Every timing is printed with the machine and the date it was taken on (machine()): a number
+in the README names the command that printed it and that machine.
 
 Run as `python -m tune_ae.bench [--quick] [--json PATH]` (the command is __main__.py).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import json
+import math
+import os
 import platform
 import shutil
 import statistics
@@ -22,15 +28,47 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
+import pandas as pd
 import torch
 from torch import nn
 
-from tune_ae import train
+from tune_ae import experiment, labels, results, train
 from tune_ae.config import TrialConfig
 from tune_ae.data import PIXELS, STEMS, FashionMNIST, idx_file
 from tune_ae.experiment import versions
+
+
+def cpu_model() -> str:
+    """The CPU's name as the kernel gives it ('AMD EPYC 7B13'); platform.processor() says only 'x86_64'."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in ("model name", "Model", "Hardware") and value.strip():
+                return value.strip()
+    except OSError:  # not Linux
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict:
+    """What a timing was taken on, and when: printed beside every benchmark's numbers."""
+    return {
+        "cpu": cpu_model(), "cores": os.cpu_count(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "versions": {k: versions()[k] for k in ("python", "torch", "ray")},
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def machine_line(m: dict) -> str:
+    """'Intel(R) Xeon(R) Processor, 2 cores, no GPU; python 3.11.7, torch 2.4.1, ray 2.60.0; 2026-12-01 20:30 UTC'."""
+    v = m["versions"]
+    return (f"{m['cpu']}, {m['cores']} cores, {m['gpu'] or 'no GPU'}; "
+            f"python {v['python']}, torch {v['torch']}, ray {v['ray']}; {m['date']}")
 
 
 def train_flops(hidden: int, images: int) -> float:
@@ -133,23 +171,104 @@ def our_epoch_times(data: FashionMNIST, hidden: int, epochs: int, precision: str
     return train_times[1:], val_times[1:], metrics["val_loss"]
 
 
-def ray_overhead(data_dir: str) -> dict:
-    """A smoke sweep end to end through the CLI: wall time vs. its trials' own training time."""
-    from tune_ae import results
+class SweepFailed(RuntimeError):
+    """A timed sweep that did not run every trial to its end: its time is not the grid's time."""
 
+
+@dataclass
+class TimedSweep:
+    wall_s: float  # the command from start to exit, as the person who types it waits
+    trials: pd.DataFrame  # results' trials table: status, train_time_s, analysis_time_s, wall_time_s per trial
+    settings: dict  # the sweep's settings as its record holds them (cpus_per_trial, gpus_per_trial, ...)
+    timings: dict  # the seconds of its phases that `tune_ae.run` recorded (ray_start_s, fit_s, ...)
+
+
+def sweep_problem(returncode: int, trials: pd.DataFrame | None, stderr: str | None) -> str | None:
+    """Why a sweep's time must not be reported, in one line; None when every trial is done.
+
+    A failed trial ends the command with exit 1 and leaves less work than the grid: timing it
+    would make the sweep look faster than it is. "stopped early" (ASHA) is refused too.
+    """
+    if returncode != 0:
+        said = [line for line in (stderr or "").splitlines() if line.strip()]
+        return f"the sweep exited with {returncode}" + (f": {said[-1].strip()}" if said else "")
+    if trials is None or trials.empty:
+        return "the sweep exited with 0 but left no trials"
+    unfinished = trials[trials["status"] != "done"]
+    if len(unfinished):
+        columns = labels.label_columns(trials)
+        names = ", ".join(f"{labels.label(row, columns)} {row['status']}" for _, row in unfinished.iterrows())
+        return f"{len(unfinished)} of {len(trials)} trials not done: {names}"
+    return None
+
+
+def timed_sweep(run_args: list[str], name: str = "bench", echo: bool = False) -> TimedSweep:
+    """`python -m tune_ae.run RUN_ARGS` into a temporary storage path, timed; raises SweepFailed
+    unless it exits 0 with every trial done. `echo` lets its output through (a long sweep's
+    progress) instead of keeping it for the error line."""
     with tempfile.TemporaryDirectory() as storage:
+        command = [sys.executable, "-m", "tune_ae.run", *run_args, "--storage-path", storage, "--name", name]
         started = time.perf_counter()
-        done = subprocess.run(
-            [sys.executable, "-m", "tune_ae.run", "--grid", "smoke", "--data-dir", data_dir, "--storage-path", storage,
-             "--name", "bench", "--no-report"],  # default 1 CPU per trial: both trials at once
-            capture_output=True, text=True,
-        )
+        done = subprocess.run(command, capture_output=not echo, text=True)
         wall = time.perf_counter() - started
-        if done.returncode not in (0, 1):
-            raise RuntimeError(f"smoke sweep failed: {done.stderr.strip().splitlines()[-1:]}")
-        trials = results.load_table(Path(storage) / "bench", "trials")
-    training = float(trials["train_time_s"].sum())
-    return {"sweep_wall_s": wall, "trials_train_s": training, "overhead_s": wall - training, "trials": len(trials)}
+        folder = Path(storage) / name
+        finished = done.returncode == 0 and (folder / experiment.META_FILE).is_file()
+        trials = results.load_table(folder, "trials") if finished else None
+        problem = sweep_problem(done.returncode, trials, done.stderr)
+        if problem:
+            raise SweepFailed(problem)
+        meta = experiment.read_meta(folder)
+    return TimedSweep(wall, trials, meta.get("settings", {}), meta["runs"][-1].get("timings", {}))
+
+
+def parallel_slots(n_trials: int, cpus_per_trial: float = 1.0, gpus_per_trial: float | None = None,
+                   cpus: int | None = None, gpus: int | None = None) -> int:
+    """How many trials a local Ray can train at once: the CPUs (and a fixed GPU share, when one
+    is asked for) divided among them, never more than there are trials.
+
+    The same bound as tune_ae.tuner's share of the GPUs. `cpus` defaults to os.cpu_count(),
+    which is what Ray counts unless a container quota lowers it; a count too high only makes
+    the training span shorter and the overhead larger, never the other way round.
+    """
+    cpus = (os.cpu_count() or 1) if cpus is None else cpus
+    slots = math.floor(cpus / cpus_per_trial)
+    if gpus_per_trial:  # None or 0 ("auto", or no GPU): the GPUs do not limit concurrency
+        gpus = torch.cuda.device_count() if gpus is None else gpus
+        slots = min(slots, math.floor(gpus / gpus_per_trial))
+    return max(1, min(n_trials, slots))
+
+
+def training_span(seconds: Iterable[float], slots: int) -> float:
+    """The least wall time trials taking `seconds` each can need on `slots` parallel slots.
+
+    This is the work's critical path, a lower bound that no schedule beats: the slots sharing
+    the total evenly (sum / slots), and no less than the longest trial, which cannot be split.
+    A plain sum of the trials' times would count two trials training side by side for 5 s as
+    10 s against a wall time that only held 5 s, and so hide Ray's overhead. Against this bound
+    the overhead can only be overstated (by the grid's shape, e.g. 3 equal trials on 2 slots),
+    never flattered. Each trial's own seconds are measured while the others run beside it.
+    """
+    seconds = [float(s) for s in seconds]
+    return max(sum(seconds) / slots, max(seconds, default=0.0))
+
+
+def sweep_slots(sweep: TimedSweep) -> int:
+    """parallel_slots for a timed sweep, from the resources its record says it asked for."""
+    gpus = sweep.settings.get("gpus_per_trial")
+    return parallel_slots(len(sweep.trials), float(sweep.settings.get("cpus_per_trial", 1.0)),
+                          gpus if isinstance(gpus, (int, float)) else None)
+
+
+def ray_overhead(data_dir: str) -> dict:
+    """A smoke sweep end to end through the CLI: wall time against the least time its trials'
+    own work (training, then the end-of-trial analysis) needs on the parallel slots."""
+    sweep = timed_sweep(["--grid", "smoke", "--data-dir", data_dir, "--no-report"])  # 1 CPU per trial by default
+    slots = sweep_slots(sweep)
+    trials = sweep.trials
+    work = training_span(trials["train_time_s"] + trials[results.ANALYSIS_TIME], slots)
+    return {"sweep_wall_s": sweep.wall_s, "trials": len(trials), "slots": slots,
+            "training_span_s": training_span(trials["train_time_s"], slots), "work_span_s": work,
+            "overhead_s": sweep.wall_s - work}
 
 
 def run_benchmark(data: FashionMNIST, hidden_sizes: list[int], epochs: int, subset: int | None,
@@ -164,7 +283,7 @@ def run_benchmark(data: FashionMNIST, hidden_sizes: list[int], epochs: int, subs
     # machine's slow spell during a short measurement must not flatter "% of peak".
     peaks = {name: matmul_peak_gflops(dtype, device) for name, dtype in peak_dtypes(device).items()}
     report = {
-        "device": str(device), "cpu": platform.processor() or platform.machine(), "threads": threads,
+        "device": str(device), "machine": machine(), "threads": threads,
         "versions": {k: versions()[k] for k in ("torch", "torchvision", "ray")},
         "epochs_timed": epochs, "train_images": n_train, "val_images": n_val,
         "matmul_peak_gflops": peaks, "results": [],
@@ -196,8 +315,8 @@ def run_benchmark(data: FashionMNIST, hidden_sizes: list[int], epochs: int, subs
 
 
 def print_report(report: dict) -> None:
-    print(f"device {report['device']} ({report['cpu']}), {report['threads']} thread(s); "
-          f"torch {report['versions']['torch']}, ray {report['versions']['ray']}")
+    print(f"machine: {machine_line(report['machine'])}")
+    print(f"device {report['device']}, {report['threads']} thread(s)")
     peaks = report["matmul_peak_gflops"]
     print("matmul peak on the device: " + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in peaks.items()))
     print(f"{report['train_images']} training images, median of {report['epochs_timed']} epochs after a warm-up\n")
@@ -209,8 +328,9 @@ def print_report(report: dict) -> None:
               f"{r['ours_train_gflops']:>8.1f} {100 * r['fraction_of_peak']:>6.1f}%")
     if "ray" in report:
         ray = report["ray"]
-        print(f"\nRay overhead, smoke grid ({ray['trials']} trials): sweep {ray['sweep_wall_s']:.1f} s wall, "
-              f"trials trained {ray['trials_train_s']:.1f} s, overhead {ray['overhead_s']:.1f} s")
+        print(f"\nRay overhead, smoke grid ({ray['trials']} trials on {ray['slots']} parallel slot(s)): "
+              f"sweep {ray['sweep_wall_s']:.1f} s wall; the trials' training needs at least {ray['training_span_s']:.1f} s "
+              f"on the slots, with their end-of-trial analysis {ray['work_span_s']:.1f} s; overhead {ray['overhead_s']:.1f} s")
 
 
 def write_json(report: dict, path: str) -> None:

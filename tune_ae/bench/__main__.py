@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
-from tune_ae.args import OK, USAGE_ERROR, Parser, exit_now
+from tune_ae.args import FAILED, OK, USAGE_ERROR, Parser, exit_now
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m tune_ae.bench") -> int:
@@ -19,6 +20,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m tune_ae.bench") -
     p.add_argument("--quick", action="store_true", help="6,000 images, 1 timed epoch: a sub-minute check")
     p.add_argument("--json", help="also write the figures to this JSON file")
     args = p.parse_args(argv)
+    started = time.perf_counter()  # the whole command's time is printed too: the README quotes it
     if args.epochs < 1 or args.threads < 1 or min(args.hidden) < 1:
         p.error("--epochs, --threads and --hidden must be >= 1")
     from tune_ae import bench  # torch loads after the checks
@@ -30,9 +32,14 @@ def main(argv: list[str] | None = None, prog: str = "python -m tune_ae.bench") -
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)
         return USAGE_ERROR
-    report = bench.run_benchmark(data, args.hidden, 1 if args.quick else args.epochs, subset, args.threads,
-                                 args.precision, not args.no_ray)
+    try:
+        report = bench.run_benchmark(data, args.hidden, 1 if args.quick else args.epochs, subset, args.threads,
+                                     args.precision, not args.no_ray)
+    except bench.SweepFailed as err:  # a failed smoke sweep has no overhead to report
+        print(f"error: the Ray overhead's smoke sweep failed: {err}", file=sys.stderr)
+        return FAILED
     bench.print_report(report)
+    print(f"\nthe benchmark took {time.perf_counter() - started:.0f} s (from its arguments on: importing torch and loading the data included)")
     if args.json:
         bench.write_json(report, args.json)
     return OK
