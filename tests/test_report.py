@@ -4,13 +4,11 @@ import os
 import nbformat
 import pandas as pd
 import pytest
-import torch
 from nbclient import NotebookClient
 from PIL import Image
 
-from tune_ae import baselines, report, results
+from tune_ae import report, results
 from tune_ae.report import figures, tables
-from tune_ae.model import Autoencoder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -74,34 +72,6 @@ def test_report_command_and_bad_folder(smoke_experiment, tmp_path):
     assert good.returncode == 0 and (folder / "report.md").is_file() and str(folder / "report.md") in good.stdout
     bad = subprocess.run([sys.executable, "-m", "tune_ae.report", str(tmp_path)], capture_output=True, text=True)
     assert bad.returncode == 2 and "is not a tune_ae experiment" in bad.stderr and "Traceback" not in bad.stderr
-
-
-def test_pca_matches_a_direct_svd():
-    generator = torch.Generator().manual_seed(0)
-    mixing = torch.rand(6, 784, generator=generator)
-    train_x = torch.rand(200, 6, generator=generator) @ mixing / 6 + 0.01 * torch.rand(200, 784, generator=generator)
-    val_x = torch.rand(50, 6, generator=generator) @ mixing / 6
-    got = baselines.pca_mse(train_x, val_x, [1, 3, 6, 784])
-    mean = train_x.double().mean(0)
-    _, _, vh = torch.linalg.svd(train_x.double() - mean, full_matrices=False)
-    for k in (1, 3, 6):
-        basis = vh[:k].T
-        centred = val_x.double() - mean
-        direct = ((centred @ basis @ basis.T - centred) ** 2).mean().item()
-        assert got[k] == pytest.approx(direct, rel=1e-6)
-    assert got[1] > got[3] > got[6] and got[784] < 1e-20
-    assert baselines.mean_image_mse(train_x, val_x) == pytest.approx(((val_x - train_x.mean(0)) ** 2).mean().item())
-
-
-def test_dead_units_and_probe():
-    model = Autoencoder(8, dropout=0.0)
-    with torch.no_grad():
-        model.encoder[0].bias[:3] = -1e3  # three units that can never fire
-        model.encoder[0].bias[3:] = 1e3
-    assert baselines.dead_units(model, torch.rand(20, 784)) == 3
-    labels = torch.arange(200) % 10
-    features = torch.nn.functional.one_hot(labels, 10).float() + 0.1 * torch.randn(200, 10)
-    assert baselines.linear_probe_accuracy(features[:150], labels[:150], features[150:], labels[150:]) > 0.9
 
 
 def test_notebook_runs_top_to_bottom(smoke_experiment, monkeypatch):
@@ -229,19 +199,3 @@ def test_trials_report_their_own_analysis_and_old_folders_get_it_computed(smoke_
     assert (merged["dead_units_trial"] == merged["dead_units_report"]).all()
     assert merged["probe_accuracy_trial"].tolist() == pytest.approx(merged["probe_accuracy_report"].tolist(), abs=0.02)
 
-
-def test_data_references_are_computed_once_per_data_set(tiny_dir):
-    from tune_ae.data import load_fashion_mnist
-
-    data = load_fashion_mnist(tiny_dir, expect_full=False)
-    first = baselines.data_references(data.train_images, data.train_labels, data.test_images, data.test_labels)
-    (entry,) = baselines.cache_dir().glob("*.pt")
-    second = baselines.data_references(data.train_images, data.train_labels, data.test_images, data.test_labels)
-    assert torch.equal(first["pca_axes"], second["pca_axes"]) and first["mean_image_mse"] == second["mean_image_mse"]
-    assert entry.stat().st_mtime_ns == next(baselines.cache_dir().glob("*.pt")).stat().st_mtime_ns  # read, not rewritten
-    smaller = load_fashion_mnist(tiny_dir, subset=100, expect_full=False)
-    baselines.data_references(smaller.train_images, smaller.train_labels, smaller.test_images, smaller.test_labels)
-    assert len(list(baselines.cache_dir().glob("*.pt"))) == 2  # another data set, another entry
-    val_x = data.test_images.float() / 255
-    direct = baselines.pca_mse(data.train_images.float() / 255, val_x, [4, 16])
-    assert baselines.pca_mse_from(first["pca_mean"], first["pca_axes"], val_x, [4, 16]) == pytest.approx(direct)

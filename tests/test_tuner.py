@@ -1,6 +1,6 @@
 """The Tuner as built by tuner.py, run in-process on one shared Ray instance (2 CPUs, 1 logical GPU)."""
 
-from tune_ae import results, sweep, tuner
+from tune_ae import results, tuner
 from tune_ae.config import SweepSettings
 from tune_ae.data import load_fashion_mnist
 from tune_ae.grids import Grid
@@ -34,25 +34,6 @@ def test_quarter_gpus_run_four_trials_concurrently_on_cpu(ray_session, tmp_path)
     # The logical GPU has no CUDA behind it: each trial fell back to the CPU, one thread.
     epochs = results.load_epochs(tmp_path / "store" / "gpu")
     assert set(epochs["device"]) == {"cpu"} and set(epochs["threads"]) == {1}
-
-
-def test_unshared_storage_on_a_multi_node_cluster_is_refused(monkeypatch):
-    import pytest
-
-    from tune_ae.config import ConfigError
-
-    monkeypatch.setattr(sweep, "nodes_missing", lambda path: ["10.0.0.7"])
-    with pytest.raises(ConfigError) as err:
-        sweep.check_shared_storage("/home/me/results")
-    message = str(err.value)
-    assert "not visible from node(s) 10.0.0.7" in message
-    assert "s3://" in message and "gs://" in message and "shared file system" in message
-
-
-def test_storage_probe_on_one_node_and_for_uris(ray_session, tmp_path):
-    assert sweep.nodes_missing(str(tmp_path)) == []  # a single node always sees its own disk
-    assert sweep.nodes_missing("s3://bucket/results") == []
-    assert list(tmp_path.iterdir()) == []  # the probe file is removed
 
 
 def test_asha_stops_poor_trials_early(ray_session, tmp_path):

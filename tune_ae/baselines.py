@@ -15,9 +15,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from tune_ae import data
 from tune_ae.data import NUM_CLASSES
 from tune_ae.model import Autoencoder
-from tune_ae.results import ANALYSIS_COLUMNS, ANALYSIS_TIME
 
 
 def mean_image_mse(train_x: torch.Tensor, val_x: torch.Tensor) -> float:
@@ -92,7 +92,8 @@ def linear_probe_accuracy(
     return (predicted == val_labels.long().to(predicted.device)).float().mean().item()
 
 
-ANALYSIS = tuple(ANALYSIS_COLUMNS)  # trial_analysis's keys, reported by each trial at its end
+ANALYSIS = ("dead_units", "probe_accuracy")  # trial_analysis's keys, reported by each trial at its end
+ANALYSIS_TIME = "analysis_time_s"  # and the seconds it took (the tables name both: results.py)
 
 
 def trial_analysis(model: Autoencoder, train_x: torch.Tensor, train_labels: torch.Tensor, val_x: torch.Tensor,
@@ -108,7 +109,7 @@ def trial_analysis(model: Autoencoder, train_x: torch.Tensor, train_labels: torc
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tune_ae" / "baselines"
+    return data.cache_dir("baselines")
 
 
 def data_references(train_images: torch.Tensor, train_labels: torch.Tensor, test_images: torch.Tensor,

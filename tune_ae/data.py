@@ -34,12 +34,6 @@ STEMS = {
     ("test", "images"): "t10k-images-idx3-ubyte",
     ("test", "labels"): "t10k-labels-idx1-ubyte",
 }
-CLASS_NAMES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-)
-
-
 class DataError(Exception):
     """The data could not be found or a file is not valid IDX; the message says which and why."""
 
@@ -102,9 +96,10 @@ def has_dataset(folder: Path) -> bool:
     return all(idx_file(folder, stem) is not None for stem in STEMS.values())
 
 
-def cache_dir() -> Path:
+def cache_dir(part: str = "fashion-mnist") -> Path:
+    """tune_ae's folder `part` in the user cache ($XDG_CACHE_HOME, else ~/.cache)."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "tune_ae" / "fashion-mnist"
+    return Path(base) / "tune_ae" / part
 
 
 def candidate_dirs(data_dir: str | Path | None = None) -> list[Path]:

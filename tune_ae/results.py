@@ -33,7 +33,7 @@ from tune_ae.experiment import META_FILE, read_meta, recorded_grid, write_whole
 
 METRIC_COLUMNS = ["epoch", "train_loss", "val_loss", "epoch_time_s", "images_per_s"]  # train.train_epoch's
 IDENTITY_COLUMNS = ["parameters", "device", "cuda_graphs", "threads", "node_id", "trial_started_at", "reported_at"]
-ANALYSIS_COLUMNS = ["dead_units", "probe_accuracy"]  # baselines.trial_analysis, in a trial's last report only
+ANALYSIS_COLUMNS = ["dead_units", "probe_accuracy"]  # baselines.trial_analysis's, in a trial's last report only
 ANALYSIS_TIME = "analysis_time_s"  # and the seconds it took (absent in folders of an older tune_ae)
 EPOCH_COLUMNS = ["trial_id", *TRIAL_FIELDS, *METRIC_COLUMNS, *IDENTITY_COLUMNS, *ANALYSIS_COLUMNS, ANALYSIS_TIME]
 TABLES = ("epochs", "trials")
