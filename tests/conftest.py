@@ -23,10 +23,21 @@ SLOW_FIXTURES = {"ray_session", "smoke_experiment", "local_cluster", "real_data_
 SLOW_MODULES = {"test_run", "test_faults", "test_bench"}  # every test there runs the CLI end to end
 
 
+# Under pytest-xdist (`-n 3 --dist loadgroup`, the suite's default), the tests that share a
+# session's Ray, its smoke sweep or the module's cluster run on one worker each, so that each
+# is started once; everything else spreads over the workers. Most of a sweep test's time is
+# waiting (Ray's processes starting, polling), not computing, so 3 workers fit 2 cores.
+SHARED = {"ray_session": "ray", "smoke_experiment": "smoke", "local_cluster": "cluster"}
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or item.module.__name__ in SLOW_MODULES:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if SLOW_FIXTURES & fixtures or item.module.__name__ in SLOW_MODULES:
             item.add_marker(pytest.mark.slow)
+        group = next((group for fixture, group in SHARED.items() if fixture in fixtures), None)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 def idx_bytes(array: np.ndarray, magic: int) -> bytes:

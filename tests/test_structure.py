@@ -77,3 +77,33 @@ def test_console_entry_point_is_installed():
     assert script.is_file(), "pip install -e . installs the tune-ae command"
     done = subprocess.run([str(script), "bogus"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "unknown command 'bogus'" in done.stderr
+
+
+# What Ray Tune does not document, by name: used in tune_ae/ray_internals.py and nowhere else,
+# so that an upgrade of Ray re-checks one module (tests/test_ray_internals.py). Read from the
+# code (attributes and string literals), not from comments and docstrings, which may name them.
+INTERNAL_ATTRIBUTES = {"_local_tuner", "run_metadata", "update_resources", "SIGUSR1"}
+INTERNAL_STRINGS = ("trial_data", "checkpoint_manager", "experiment_state", "RAY_AIR_NEW_OUTPUT",
+                    "TUNE_DISABLE_SIGINT_HANDLER", "RAY_DISABLE_FAILURE_SIGNAL_HANDLER")
+TUNE_FILES = {"params.json", "result.json", "error.txt"}
+
+
+def code_names(tree: ast.AST) -> tuple[set[str], list[str]]:
+    """(attribute names, string literals other than docstrings) in a module's code."""
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef))
+                  and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    attributes = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
+    strings = [node.value for node in ast.walk(tree)
+               if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings]
+    return attributes, strings
+
+
+def test_ray_tunes_internals_are_named_in_one_module():
+    for path in PACKAGE.rglob("*.py"):
+        if path.name == "ray_internals.py":
+            continue
+        attributes, strings = code_names(ast.parse(path.read_text()))
+        used = sorted(attributes & INTERNAL_ATTRIBUTES) + sorted(
+            {s for s in strings for name in INTERNAL_STRINGS if name in s} | {s for s in strings if s.split("/")[-1] in TUNE_FILES})
+        assert not used, f"{path.relative_to(PACKAGE.parent)} uses Ray Tune's internals {used}: go through ray_internals"

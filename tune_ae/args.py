@@ -11,6 +11,7 @@ import os
 import sys
 from typing import NoReturn
 
+from tune_ae import labels
 from tune_ae.config import SETTINGS, TRIAL_FIELDS, field_choices, field_help, field_type
 
 OK, FAILED, USAGE_ERROR = 0, 1, 2  # an interruption exits with 128 + its signal (signals.exit_code)
@@ -65,7 +66,7 @@ def add_setting_flags(group: argparse._ArgumentGroup) -> None:
     parsed namespace (argparse.SUPPRESS), so `given_settings` tells it from any value."""
     for field in SETTINGS:
         meta, default = field.metadata, field.default
-        shown = meta["shown_default"] or (f"{default:g}" if isinstance(default, float) else str(default))
+        shown = meta["shown_default"] or labels.value(default)
         common = {"dest": field.name, "default": argparse.SUPPRESS}
         if isinstance(default, bool):  # a switch: the flag sets the other value
             group.add_argument(setting_flag(field), action="store_const", const=not default, help=meta["help"], **common)

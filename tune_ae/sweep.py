@@ -251,7 +251,7 @@ def adopt_trial_folders(folder: Path, grid: Grid) -> None:
     kept, moved out of the way."""
     expected = {tuner.folder_name(c.to_dict()) for c in grid.trial_configs()}
     strays = []
-    for params in folder.glob("*/params.json"):
+    for params in folder.glob("*/" + ray_internals.PARAMS_FILE):
         trial_dir = params.parent
         if trial_dir.name in expected:
             continue
