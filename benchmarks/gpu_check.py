@@ -34,7 +34,9 @@ def main() -> int:
     device = torch.device("cuda")
     data = load_fashion_mnist(args.data_dir)
     train_x, val_x = train.to_device(data.train_images, device), train.to_device(data.test_images, device)
-    print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}")
+    from tune_ae.bench import machine, machine_line
+
+    print(f"machine: {machine_line(machine())}")
     ok = True
     for hidden in (64, 512):
         config = TrialConfig(hidden=hidden, epochs=args.epochs)

@@ -20,7 +20,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 # The fast tier (`python -m pytest -m "not slow"`) leaves out every test that starts a Ray, a
 # sweep or a cluster, or reads the full data set: those are "slow", by fixture or by module.
 SLOW_FIXTURES = {"ray_session", "smoke_experiment", "local_cluster", "real_data_dir"}
-SLOW_MODULES = {"test_run", "test_faults", "test_bench"}  # every test there runs the CLI end to end
+SLOW_MODULES = {"test_run", "test_faults"}  # every test there runs the CLI end to end
 
 
 # Under pytest-xdist (`-n 3 --dist loadgroup`, the suite's default), the tests that share a

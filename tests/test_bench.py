@@ -14,6 +14,7 @@ from tune_ae import bench
 from tune_ae.data import load_fashion_mnist
 
 
+@pytest.mark.slow  # times torchvision's pipeline and ours, 4 configurations
 def test_benchmark_produces_every_field_on_tiny_data(tiny_dir, tmp_path):
     data = load_fashion_mnist(tiny_dir, expect_full=False)
     report = bench.run_benchmark(data, [8, 32], epochs=1, subset=None, threads=1, precisions=["fp32", "bf16"],

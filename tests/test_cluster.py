@@ -2,6 +2,7 @@
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -152,19 +153,16 @@ def cluster_pids(state_dir: str) -> list[str]:
     return alive
 
 
-def start_cluster(node_env: dict | None = None, named: bool = True) -> dict:
-    """`local.sh start 1` (head + 1 worker); `node_env` reaches the nodes. stop_cluster ends it."""
-    state_dir = tempfile.mkdtemp(prefix="tac", dir="/tmp") if named else None  # short: Ray's socket paths are limited
+def start_cluster(node_env: dict | None = None) -> dict:
+    """`local.sh start 1` (head + 1 worker) in its default, new private folder; `node_env`
+    reaches the nodes. stop_cluster ends it."""
     # local.sh remembers its last cluster under XDG_CACHE_HOME: the same one for start and stop.
     env = {**os.environ, "TUNE_AE_CLUSTER_PORT": str(free_port()), "RAY": str(Path(sys.executable).parent / "ray"),
            "XDG_CACHE_HOME": tempfile.mkdtemp(prefix="tac-cache"), **(node_env or {})}
-    if named:
-        env["TUNE_AE_CLUSTER_DIR"] = state_dir
-    else:
-        env.pop("TUNE_AE_CLUSTER_DIR", None)
+    env.pop("TUNE_AE_CLUSTER_DIR", None)
     started = subprocess.run(["bash", str(CLUSTER / "local.sh"), "start", "1"], env=env, capture_output=True, text=True)
     assert started.returncode == 0, started.stderr + started.stdout
-    state_dir = state_dir or re.search(r"state in (\S+)\. To use it", started.stdout).group(1)
+    state_dir = re.search(r"state in (\S+)\. To use it", started.stdout).group(1)
     address = Path(state_dir, "address").read_text().strip()
     ray_env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": f"{state_dir}/token"}
     return {"address": address, "env": ray_env, "dir": state_dir, "bystanders": [], "script_env": env, "stopped": False}
@@ -178,13 +176,14 @@ def stop_cluster(cluster: dict) -> None:
     stopped = subprocess.run(["bash", str(CLUSTER / "local.sh"), "stop"], env=cluster["script_env"],
                              capture_output=True, text=True)
     assert stopped.returncode == 0, stopped.stderr
+    shutil.rmtree(cluster["script_env"]["XDG_CACHE_HOME"], ignore_errors=True)
     left = set(cluster_pids(cluster["dir"])) - {str(p) for p in cluster["bystanders"]}
     assert session_pids(cluster["dir"]) == [] and not left, "local.sh stop left processes behind"
 
 
 @contextmanager
-def started_cluster(node_env: dict | None = None, named: bool = True):
-    cluster = start_cluster(node_env, named)
+def started_cluster(node_env: dict | None = None):
+    cluster = start_cluster(node_env)
     try:
         yield cluster
     finally:
@@ -207,7 +206,7 @@ def local_cluster(tmp_path_factory):
     broken = tmp_path_factory.mktemp("broken") / "tune_ae"
     broken.mkdir()
     (broken / "__init__.py").write_text('raise ImportError("no usable tune_ae on this node")\n')
-    with started_cluster({"PYTHONPATH": str(broken.parent)}, named=False) as cluster:
+    with started_cluster({"PYTHONPATH": str(broken.parent)}) as cluster:
         yield cluster
 
 

@@ -40,13 +40,6 @@ def test_switches_are_read_where_documented():
     assert f'os.environ.get("{name}", "1") == "{off}"' in inspect.getsource(output), "Tune's console switch moved"
 
 
-def test_a_restored_tuners_run_config_is_the_one_it_runs_with():
-    tuner = tune.Tuner(lambda config: None, run_config=tune.RunConfig(verbose=2))
-    ray_internals.replace_run_config(tuner, tune.RunConfig(verbose=0, stop={"epoch": 3}), ("verbose", "stop"))
-    config = tuner._local_tuner.get_run_config()
-    assert (config.verbose, config.stop) == (0, {"epoch": 3}), "Tuner's run config is no longer reachable this way"
-
-
 def test_trial_retries_and_resources_can_be_set():
     from ray.tune.experiment import Trial
 
@@ -58,25 +51,30 @@ def test_trial_retries_and_resources_can_be_set():
     assert ray_internals.failures(trial) == 0
 
 
-@pytest.fixture
-def fitted(ray_session, tmp_path):
-    """A two-trial fit whose trials save a checkpoint each; what Tune's handlers were during it."""
-    import os
+def report_with_checkpoint():
+    """A trainable that saves one checkpoint (made here: Ray's workers cannot import this test module)."""
+    def trainable(config):
+        import os
 
+        folder = tune.get_context().get_trial_dir() + "/ckpt"
+        os.makedirs(folder, exist_ok=True)
+        tune.report({"epoch": 1}, checkpoint=tune.Checkpoint.from_directory(folder))
+
+    return trainable
+
+
+@pytest.fixture
+def fitted(ray_session, tmp_path, monkeypatch):
+    """A two-trial fit whose trials save a checkpoint each; what Tune's handlers were during it."""
     seen = {}
 
     class Look(tune.Callback):
         def on_step_begin(self, iteration, trials, **info):
             seen["usr1"], seen["int"] = signal.getsignal(signal.SIGUSR1), signal.getsignal(signal.SIGINT)
 
-    def trainable(config):
-        folder = tune.get_context().get_trial_dir() + "/ckpt"
-        os.makedirs(folder, exist_ok=True)
-        tune.report({"epoch": 1}, checkpoint=tune.Checkpoint.from_directory(folder))
-
-    os.environ[ray_internals.DISABLE_TUNE_SIGINT] = "1"
+    monkeypatch.setenv(ray_internals.DISABLE_TUNE_SIGINT, "1")
     before = signal.getsignal(signal.SIGINT)
-    tune.Tuner(trainable, param_space={"hidden": tune.grid_search([8, 16])},
+    tune.Tuner(report_with_checkpoint(), param_space={"hidden": tune.grid_search([8, 16])},
                run_config=tune.RunConfig(storage_path=str(tmp_path), name="x", callbacks=[Look()], verbose=0)).fit()
     return tmp_path / "x", seen, before
 
@@ -97,3 +95,20 @@ def test_saved_state_and_signal_handlers_of_a_real_fit(fitted):
         names = ray_internals.checkpoint_names(metadata)
         assert names and all(ray_internals.CHECKPOINT_DIR.fullmatch(n) and (trial_dir / n).is_dir() for n in names), \
             "the checkpoint folders are no longer named in the saved state's checkpoint manager"
+
+
+def test_a_restored_tuners_run_config_is_the_one_it_runs_with(fitted):
+    folder, _, _ = fitted
+    tuner = tune.Tuner.restore(str(folder), trainable=report_with_checkpoint())
+    ray_internals.replace_run_config(tuner, tune.RunConfig(verbose=0, stop={"epoch": 3}), ("verbose", "stop"))
+    config = tuner._local_tuner.get_run_config()
+    assert (config.verbose, config.stop) == (0, {"epoch": 3}), "a restored Tuner's run config is no longer reachable"
+
+
+def test_a_trials_folder_on_the_storage_path_is_named_as_its_working_folder(ray_session, tmp_path):
+    def trainable(config):
+        tune.report({"epoch": 1, "folder": ray_internals.trial_folder_name(tune.get_context().get_trial_dir())})
+
+    grid = tune.Tuner(trainable, run_config=tune.RunConfig(storage_path=str(tmp_path), name="n", verbose=0)).fit()
+    (stored,) = [p.parent.name for p in (tmp_path / "n").glob("*/" + ray_internals.PARAMS_FILE)]
+    assert grid[0].metrics["folder"] == stored, "a trial can no longer find its folder on the storage path by name"

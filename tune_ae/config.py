@@ -69,7 +69,7 @@ class TrialConfig:
         missing = [name for name in TRIAL_FIELDS if name not in values]
         if missing and not fill_defaults:
             raise ConfigError(f"trial config lacks {', '.join(missing)}")
-        return cls(**upgraded(values))
+        return cls(**{**upgraded({}), **values})  # absent fields at their defaults; a None given is refused
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -83,7 +83,8 @@ def upgraded(values: Mapping[str, Any]) -> dict[str, Any]:
     """Every trial field of a record written by any tune_ae (a params.json, a reported row,
     Tune's saved config): a field the record lacks was added since, and the run used what is
     now its default. The one place that rule lives; tables, resumes and reports all call it.
-    A field that is there stays as recorded (checked, if at all, by TrialConfig)."""
+    In a record, None or NaN (a table's empty cell) is a field it lacks; any other value
+    stays as recorded (checked, if at all, by TrialConfig)."""
     return {name: values[name] if _recorded(values.get(name)) else default(name) for name in TRIAL_FIELDS}
 
 
@@ -170,8 +171,8 @@ class SweepSettings:
     scheduler: str = _setting("fifo", "asha stops poor trials early; fifo runs every trial to its end",
                               resumable=False, choices=SCHEDULERS)
     max_failures: int = _setting(3, "retries per crashed trial, from its checkpoint")
-    checkpoint_every: int = _setting(10, "epochs between checkpoints (and always at the last epoch)")
-    keep_checkpoints: int = _setting(2, "checkpoints kept per trial (the newest)")
+    checkpoint_every: int = _setting(10, "epochs between checkpoints; the last epoch is always saved")
+    keep_checkpoints: int = _setting(2, "newest checkpoints kept per trial")
     cuda_graphs: bool = _setting(True, "on CUDA, run the eager loop instead of replaying each epoch as a CUDA graph")
     pending_timeout_s: float = _setting(600.0, "seconds trials may wait with none running before the sweep stops",
                                         flag="--pending-timeout")

@@ -34,6 +34,8 @@ STEMS = {
     ("test", "images"): "t10k-images-idx3-ubyte",
     ("test", "labels"): "t10k-labels-idx1-ubyte",
 }
+
+
 class DataError(Exception):
     """The data could not be found or a file is not valid IDX; the message says which and why."""
 

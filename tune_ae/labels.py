@@ -45,9 +45,9 @@ def configuration_label(row: Mapping, columns: list[str]) -> str:
 def varying(table, columns: Iterable[str] = OTHER_FIELDS) -> list[str]:
     """Those of `columns` that `table` (column name -> values) holds with more than one value.
 
-    Missing values (NaN, never equal to themselves) are not counted, as pandas' nunique does.
+    Missing values (None, NaN) are not counted, as pandas' nunique does.
     """
-    return [c for c in columns if c in table and len({v for v in table[c] if v == v}) > 1]
+    return [c for c in columns if c in table and len({v for v in table[c] if v is not None and v == v}) > 1]
 
 
 def label_columns(table) -> list[str]:

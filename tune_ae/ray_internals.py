@@ -32,27 +32,36 @@ def state_files(folder: str | Path) -> list[Path]:
     return sorted(Path(folder).glob(STATE_GLOB))
 
 
-def state_trials(state: dict) -> list[tuple[dict, dict]]:
-    """(trial record, run metadata) per trial of a parsed state file.
+def state_trials(state: dict) -> list[tuple[dict, str]]:
+    """(trial record, run metadata as saved: a JSON string) per trial of a parsed state file.
 
     2.60.0 (tune/execution/tune_controller.py, save_to_dir): `trial_data` is a list of
     [trial JSON, metadata JSON] string pairs; a record holds `relative_logdir` (the trial
     folder's name), `status` (PENDING, RUNNING, PAUSED, TERMINATED, ERROR), `config` and
     `evaluated_params` (the swept values). Raises ValueError/KeyError/TypeError on a file
-    that is not that shape (cut short, another Ray's)."""
-    return [(json.loads(trial_json), json.loads(metadata_json)) for trial_json, metadata_json in state["trial_data"]]
+    whose trial records are not that shape (cut short, another Ray's); the metadata is parsed
+    by whoever needs it (checkpoint_names), so that a bad one costs its own trial only."""
+    return [(json.loads(trial_json), metadata_json) for trial_json, metadata_json in state["trial_data"]]
 
 
-def checkpoint_names(metadata: dict) -> set[str]:
-    """The checkpoint folders a trial's run metadata refers to.
+def checkpoint_names(metadata_json: str) -> set[str]:
+    """The checkpoint folders a trial's run metadata (state_trials' JSON string) refers to.
 
     2.60.0: the metadata's `checkpoint_manager` is stored pickled, as hex (`{"value": ...}`);
-    the folder names are plain text inside the pickle. Empty when it is not there."""
+    the folder names are plain text inside the pickle. Empty when it is not there or unreadable."""
     try:
-        pickled = bytes.fromhex(metadata["checkpoint_manager"]["value"])
+        pickled = bytes.fromhex(json.loads(metadata_json)["checkpoint_manager"]["value"])
     except (ValueError, KeyError, TypeError):
         return set()
     return {name.decode() for name in re.findall(rb"checkpoint_\d{6}", pickled)}
+
+
+def trial_folder_name(trial_dir: str) -> str:
+    """The name of a trial's folder under the experiment on the storage path, from the trial's
+    working folder (`tune.get_context().get_trial_dir()`): 2.60.0 gives both the same name
+    (ray/train/_internal/storage.py, StorageContext: trial_fs_path and trial_working_directory),
+    which is how a trial finds its own checkpoints on the storage path (trainable.resume_point)."""
+    return Path(trial_dir).name
 
 
 # --- Trial objects, as Tune hands them to callbacks (ray/tune/experiment/trial.py) ---

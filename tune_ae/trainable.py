@@ -22,7 +22,7 @@ import ray
 import torch
 from ray import tune
 
-from tune_ae import baselines, storage, train
+from tune_ae import baselines, ray_internals, storage, train
 from tune_ae.config import TrialConfig
 from tune_ae.data import FashionMNIST
 from tune_ae.model import parameter_count
@@ -40,7 +40,7 @@ def trial_device_and_threads() -> tuple[torch.device, int]:
 
 def trial_storage(experiment: str) -> tuple[pyarrow.fs.FileSystem, str]:
     """The file system and path of this trial's folder under the experiment (local or a URI)."""
-    name = Path(tune.get_context().get_trial_dir()).name  # Tune names the trial folder alike in both places
+    name = ray_internals.trial_folder_name(tune.get_context().get_trial_dir())
     if storage.is_uri(experiment):
         fs, base = pyarrow.fs.FileSystem.from_uri(experiment)
     else:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from tune_ae import labels
 from tune_ae.experiment import write_text_whole, write_whole
 from tune_ae.report import markdown, tables
 from tune_ae.report.tables import ReportError
@@ -31,7 +32,7 @@ class ReportIncomplete(Exception):
     """The report was written, without the trials that could not be read (named in it and here)."""
 
     def __init__(self, path: Path, left_out: pd.DataFrame):
-        names = "; ".join(f"h={r['hidden']} ({r['reason']}: {r['path']})" for _, r in left_out.iterrows())
+        names = "; ".join(f"{labels.label(r, ['hidden'])} ({r['reason']}: {r['path']})" for _, r in left_out.iterrows())
         super().__init__(f"{path} leaves out {len(left_out)} trial(s) that could not be read: {names}")
         self.path, self.left_out = path, left_out
 

@@ -126,7 +126,7 @@ def unreadable(trials: pd.DataFrame) -> pd.DataFrame:
 def readable(trials: pd.DataFrame, left_out: pd.DataFrame) -> pd.DataFrame:
     """`trials` without those in `left_out` (from `unreadable`), each left out with a warning."""
     for _, row in left_out.iterrows():
-        warnings.warn(f"left out h={row['hidden']}: {row['reason']} ({row['path']})", stacklevel=3)
+        warnings.warn(f"left out {labels.label(row, ['hidden'])}: {row['reason']} ({row['path']})", stacklevel=3)
     return trials[~trials["trial_dir"].isin(left_out["trial_dir"])]
 
 
