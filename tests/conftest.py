@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from tune_ae.data import IMAGE_MAGIC, LABEL_MAGIC, STEMS
 
@@ -77,6 +78,23 @@ def write_dataset(folder: Path, n_train: int = 300, n_test: int = 60, gz: bool =
 @pytest.fixture
 def tiny_dir(tmp_path: Path) -> Path:
     return write_dataset(tmp_path / "tiny")
+
+
+@pytest.fixture
+def tensors(tiny_dir):
+    """The tiny data set as the loop takes it: (train, validation) float images on the CPU."""
+    from tune_ae import train
+    from tune_ae.data import load_fashion_mnist
+
+    d = load_fashion_mnist(tiny_dir, expect_full=False)
+    return train.to_device(d.train_images, torch.device("cpu")), train.to_device(d.test_images, torch.device("cpu"))
+
+
+def run(config, tensors, state=None) -> list[dict]:
+    """Every epoch's metrics of `config` on `tensors` (from `state` when given)."""
+    from tune_ae import train
+
+    return list(train.train(config, *tensors, state=state))
 
 
 @pytest.fixture(autouse=True)

@@ -7,19 +7,10 @@ import torch
 
 from tune_ae import train
 from tune_ae.config import TrialConfig
-from tune_ae.data import load_fashion_mnist
+
+from conftest import run
 
 CPU = torch.device("cpu")
-
-
-@pytest.fixture
-def tensors(tiny_dir):
-    d = load_fashion_mnist(tiny_dir, expect_full=False)
-    return train.to_device(d.train_images, CPU), train.to_device(d.test_images, CPU)
-
-
-def run(config, tensors, state=None):
-    return list(train.train(config, *tensors, state=state))
 
 
 def test_graph_warmup_is_undone_exactly(tensors):

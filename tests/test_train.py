@@ -5,21 +5,11 @@ import torch
 
 from tune_ae import train
 from tune_ae.config import TrialConfig
-from tune_ae.data import load_fashion_mnist
 
+from conftest import run
 from faults import as_if_written_on_cuda, cuda_style_state
 
 CPU = torch.device("cpu")
-
-
-@pytest.fixture
-def tensors(tiny_dir):
-    d = load_fashion_mnist(tiny_dir, expect_full=False)
-    return train.to_device(d.train_images, CPU), train.to_device(d.test_images, CPU)
-
-
-def run(config, tensors, state=None):
-    return list(train.train(config, *tensors, state=state))
 
 
 def test_metrics_and_falling_loss(tensors):
