@@ -34,7 +34,7 @@ def main() -> int:
     device = torch.device("cuda")
     data = load_fashion_mnist(args.data_dir)
     train_x, val_x = train.to_device(data.train_images, device), train.to_device(data.test_images, device)
-    from tune_ae.bench import machine, machine_line
+    from tune_ae.bench.measure import machine, machine_line
 
     print(f"machine: {machine_line(machine())}")
     ok = True

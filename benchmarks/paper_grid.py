@@ -6,7 +6,7 @@ Runs `python -m tune_ae.run --grid paper` (the report included; data from --data
 $TUNE_AE_DATA, else the cache, as tune_ae.run looks) into a temporary storage path that is
 deleted afterwards, with its progress on the terminal. Then prints the machine and date, the
 command's wall time, each trial's wall and training time from the trials table, the least
-time the trials' work needs on the slots that run at once (tune_ae.bench.training_span) and
+time the trials' work needs on the slots that run at once (tune_ae.bench.measure.training_span) and
 what is left beyond it. Every flag is passed on to tune_ae.run, so `--grid smoke` times the
 smoke grid instead. A sweep that does not finish every trial ends this with exit 1: its time
 is not the grid's.
@@ -30,7 +30,7 @@ def main(argv: list[str]) -> int:
     run_args = argv if any(a.split("=")[0] == "--grid" for a in argv) else ["--grid", "paper", *argv]
 
     from tune_ae import labels  # after the checks: torch and pandas take seconds to import
-    from tune_ae.bench import SweepFailed, machine, machine_line, sweep_slots, timed_sweep, training_span
+    from tune_ae.bench.measure import SweepFailed, machine, machine_line, sweep_slots, timed_sweep, training_span
 
     about = machine_line(machine())
     command = "python -m tune_ae.run " + " ".join(run_args)

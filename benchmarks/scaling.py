@@ -7,7 +7,7 @@ training is small and the overhead shows: 4 trials = the paper grid, 12 = paper 
 36 = the wide grid, 108 = wide x 3 seeds. Per run it prints the wall time and its parts, from
 the timings each run records in tune_ae.json: Ray start, checks, Tune's fit (split into the
 trials' training, their end-of-trial analysis (dead units, linear probe), each as the least
-wall time it needs on the slots that run at once (tune_ae.bench.training_span), and the rest:
+wall time it needs on the slots that run at once (tune_ae.bench.measure.training_span), and the rest:
 queueing, worker start, reporting), tables, report, Ray shutdown, and the interpreter/imports
 before and after. The machine and date come first; a sweep that does not finish every trial
 stops the script with exit 1. Then the overhead per extra trial:
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tune_ae.bench import SweepFailed, machine, machine_line, sweep_slots, timed_sweep, training_span
+from tune_ae.bench.measure import SweepFailed, machine, machine_line, sweep_slots, timed_sweep, training_span
 
 SIZES = {4: ["--grid", "paper"], 12: ["--grid", "paper", "--seeds", "3"], 36: ["--grid", "wide"],
          108: ["--grid", "wide", "--seeds", "3"]}
@@ -34,7 +34,7 @@ def one_run(n: int, data_dir: str, epochs: int, subset: int) -> dict:
     sweep = timed_sweep([*SIZES[n], "--epochs", str(epochs), "--subset", str(subset), "--data-dir", data_dir], name="s")
     trials, timings, slots = sweep.trials, sweep.timings, sweep_slots(sweep)
     # Training and the end-of-trial analysis as the least wall time they need on the slots
-    # that run at once (tune_ae.bench.training_span, the one definition the benchmark uses too).
+    # that run at once (tune_ae.bench.measure.training_span, the one definition the benchmark uses too).
     training = training_span(trials["train_time_s"], slots)
     work = training_span(trials["train_time_s"] + trials["analysis_time_s"], slots)  # dead units + probe
     parts = {"ray_start_s": timings["ray_start_s"], "checks_s": timings["checks_s"],

@@ -24,10 +24,11 @@ SLOW_FIXTURES = {"ray_session", "smoke_experiment", "local_cluster", "real_data_
 SLOW_MODULES = {"test_run", "test_faults"}  # every test there runs the CLI end to end
 
 
-# Under pytest-xdist (`-n 3 --dist loadgroup`, the suite's default), the tests that share a
-# session's Ray, its smoke sweep or the module's cluster run on one worker each, so that each
-# is started once; everything else spreads over the workers. Most of a sweep test's time is
-# waiting (Ray's processes starting, polling), not computing, so 3 workers fit 2 cores.
+# Under pytest-xdist (`-n 2 --dist loadgroup`, the suite's default in pyproject.toml), the
+# tests that share a session's Ray, its smoke sweep or the module's cluster run on one worker
+# each, so that each is started once; everything else spreads over the workers. Measured on 2
+# cores: 540 s in one process, 352 s on 2 workers, 379 s on 3, 473 s on 4 (the CPUs are then
+# busy starting Ray's processes and importing torch; more workers only contend).
 SHARED = {"ray_session": "ray", "smoke_experiment": "smoke", "local_cluster": "cluster"}
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from tune_ae import bench
+from tune_ae.bench import measure as bench
 from tune_ae.data import load_fashion_mnist
 
 

@@ -341,7 +341,7 @@ def finish(args, settings: SweepSettings, data_dir: str | None, outcome) -> int:
     if status == FAILED and (trials["status"] == "error").any():
         print(f"error: {(trials['status'] == 'error').sum()} trial(s) failed (see the error column)", file=sys.stderr)
     if not args.no_report:
-        from tune_ae.report import write_report_or_say_why
+        from tune_ae.report.write import write_report_or_say_why
 
         clock = time.perf_counter()
         if not write_report_or_say_why(outcome.folder, data_dir):

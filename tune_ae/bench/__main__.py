@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m tune_ae.bench") -
     started = time.perf_counter()  # the whole command's time is printed too: the README quotes it
     if args.epochs < 1 or args.threads < 1 or min(args.hidden) < 1:
         p.error("--epochs, --threads and --hidden must be >= 1")
-    from tune_ae import bench  # torch loads after the checks
+    from tune_ae.bench import measure as bench  # torch loads after the checks
     from tune_ae.data import DataError, load_fashion_mnist
 
     subset = 6000 if args.quick else None

@@ -38,7 +38,7 @@ def write(argv: list[str] | None, prog: str) -> int:
         return USAGE_ERROR
     os.environ.setdefault("MPLBACKEND", "Agg")  # figures go to files; no display needed
     from tune_ae import results
-    from tune_ae.report import write_report_or_say_why  # matplotlib and torch load after the checks
+    from tune_ae.report.write import write_report_or_say_why  # matplotlib and torch load after the checks
 
     try:  # the tables too: a run killed while writing them leaves the old ones, or none
         results.save_tables(folder)

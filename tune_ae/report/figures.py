@@ -2,7 +2,7 @@
 one list that report.md, the report command and the notebook go through.
 
 A figure only draws: its numbers and images come computed in Tables (tables.build), and the
-writer saves it (report/__init__.py). A new figure is a function here, a line in FIGURES and
+writer saves it (report/write.py). A new figure is a function here, a line in FIGURES and
 a test in tests/test_report_figures.py; report.md gets its section from the line.
 """
 
