@@ -125,6 +125,7 @@ def test_a_trial_whose_checkpoint_does_not_read_is_named_and_the_rest_reported(s
     text = (folder / "report.md").read_text()
     assert "## Trials that could not be read" in text and "| 32 | " in text
     assert "| 64 | " in text.split("## Summary")[1]  # the healthy trial is in the summary
+    assert "At h = 32 the trials reach" in text and "nanx" not in text  # PCA at k = h needs no checkpoint
     assert (folder / "figures" / "reconstructions.png").is_file() and (folder / "figures" / "loss_curves.png").is_file()
     # The notebook's call leaves it out with a warning instead of failing.
     with pytest.warns(UserWarning, match="left out h=32: checkpoint unreadable"):

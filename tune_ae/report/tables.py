@@ -71,7 +71,7 @@ def build(folder: str | Path, data_dir: str | None = None) -> Tables:
     try:
         left_out = unreadable(trials)
         kept = readable(trials, left_out)
-        extra, reference = baseline_columns(kept, data)
+        extra, reference = baseline_columns(trials, data, kept)
         images = reconstructions(kept, data.test_images)
     finally:
         load_model.cache_clear()  # a hundred models are no use in memory once their outputs are taken
@@ -148,14 +148,17 @@ def reconstructions(trials: pd.DataFrame, val_images: torch.Tensor, n_images: in
     return [(label, batch.clamp(0, 1).reshape(-1, SIDE, SIDE).numpy()) for label, batch in images]
 
 
-def baseline_columns(trials: pd.DataFrame, data: FashionMNIST) -> tuple[pd.DataFrame, dict]:
+def baseline_columns(trials: pd.DataFrame, data: FashionMNIST, readable_trials: pd.DataFrame | None = None
+                     ) -> tuple[pd.DataFrame, dict]:
     """Per trial: PCA MSE at k = h, dead units, probe accuracy; and the reference numbers.
 
     Dead units and the probe come from the trials' own final reports (the trials compute them
     where they ran); only a trial that did not (stopped early, written by an older tune_ae) is
     analysed here, from its checkpoint. PCA and the references come from the per-data-set cache.
-    `trials` are readable ones (see `readable`).
+    PCA at k = h needs no checkpoint: every trial gets it; the analysis only `readable_trials`
+    (default: all of `trials`; see `readable`).
     """
+    analysable = set((trials if readable_trials is None else readable_trials)["trial_dir"])
     refs = baselines.data_references(data.train_images, data.train_labels, data.test_images, data.test_labels)
     val_x = train.to_device(data.test_images, CPU)
     pca = baselines.pca_mse_from(refs["pca_mean"], refs["pca_axes"], val_x, sorted(int(h) for h in trials["hidden"].unique()))
@@ -163,7 +166,9 @@ def baseline_columns(trials: pd.DataFrame, data: FashionMNIST) -> tuple[pd.DataF
     rows = []
     for _, trial in trials.dropna(subset=["trial_id"]).iterrows():
         row = {"trial_id": trial["trial_id"], "pca_val_mse": pca[int(trial["hidden"])]}
-        if all(pd.notna(trial.get(k)) for k in baselines.ANALYSIS):
+        if trial["trial_dir"] not in analysable:
+            pass  # its checkpoint does not load: named in report.md, not analysed
+        elif all(pd.notna(trial.get(k)) for k in baselines.ANALYSIS):
             row.update({k: trial.get(k) for k in (*baselines.ANALYSIS, results.ANALYSIS_TIME)})
         elif isinstance(trial["checkpoint"], str):
             train_x = train.to_device(data.train_images, CPU) if train_x is None else train_x
