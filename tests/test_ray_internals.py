@@ -49,6 +49,15 @@ def test_trial_retries_and_resources_can_be_set():
     assert trial.max_failures == 7
     assert trial.placement_group_factory.required_resources == {"CPU": 0.5, "GPU": 0.25}
     assert ray_internals.failures(trial) == 0
+    ray_internals.set_checkpoints_kept(trial, 5)
+    assert trial.run_metadata.checkpoint_manager.checkpoint_config.num_to_keep == 5
+
+
+def test_the_checkpoint_rotation_is_read_where_it_is_set():
+    from ray.train._internal.checkpoint_manager import _CheckpointManager
+
+    assert "self._checkpoint_config.num_to_keep" in inspect.getsource(_CheckpointManager.register_checkpoint), \
+        "Tune's checkpoint manager no longer reads its rotation from _checkpoint_config"
 
 
 def report_with_checkpoint():

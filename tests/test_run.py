@@ -191,17 +191,19 @@ def test_two_ctrl_c_exit_130_with_the_resume_command_and_resume_applies_new_sett
     refused = run_cli("--resume", "--name", "c", "--storage-path", str(store), "--scheduler", "asha", timeout=60)
     assert refused.returncode == 2 and "--scheduler cannot change on --resume" in refused.stderr
     resumed = run_cli(*command.split()[3:], "--cpus-per-trial", "2", "--max-failures", "0", "--checkpoint-every", "5",
-                      "--no-report")
+                      "--keep-checkpoints", "3", "--no-report")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resume: cpus_per_trial 1.0 -> 2.0" in resumed.stdout
     meta = read_meta(folder)
     assert meta["settings"]["cpus_per_trial"] == 2.0 and meta["settings"]["max_failures"] == 0
     assert meta["runs"][-1]["changed_settings"] == {"cpus_per_trial": [1.0, 2.0], "max_failures": [3, 0],
-                                                     "checkpoint_every": [2, 5]}
+                                                     "checkpoint_every": [2, 5], "keep_checkpoints": [2, 3]}
     epochs = pd.read_parquet(folder / "epochs.parquet")
     for _, t in epochs.groupby("trial_id"):
         assert t["epoch"].tolist() == list(range(1, 21))
         assert t["threads"].iloc[-1] == 2  # the resumed trials ran with the new CPU share
+        # ...and kept the new number of checkpoints (Tune restores each trial's own rotation)
+        assert len(list((folder / t["trial_dir"].iloc[0]).glob("checkpoint_*"))) == 3
     assert (pd.read_parquet(folder / "trials.parquet")["status"] == "done").all()
 
 

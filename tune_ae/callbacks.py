@@ -162,7 +162,7 @@ class PendingWatchdog(tune.Callback, tune.Stopper):
 
 
 class ApplyOnResume(tune.Callback):
-    """A resumed sweep's new resources and retry limit, given to the trials Tune restored.
+    """A resumed sweep's new resources, retry limit and checkpoints kept, given to the trials Tune restored.
 
     Tune keeps each trial's resources and max_failures in its experiment state; Trial's
     `update_resources` is the hook it offers for trials that are not running. Their configs
@@ -170,8 +170,8 @@ class ApplyOnResume(tune.Callback):
     (config.upgraded), since the trainable refuses a config without every field.
     """
 
-    def __init__(self, resources: dict, max_failures: int):
-        self.resources, self.max_failures = resources, max_failures
+    def __init__(self, resources: dict, max_failures: int, keep_checkpoints: int | None = None):
+        self.resources, self.max_failures, self.keep_checkpoints = resources, max_failures, keep_checkpoints
         self.applied = False
 
     def on_step_begin(self, iteration, trials, **info):
@@ -180,6 +180,8 @@ class ApplyOnResume(tune.Callback):
         self.applied = True
         for trial in trials:
             ray_internals.set_retries(trial, self.max_failures)
+            if self.keep_checkpoints is not None:
+                ray_internals.set_checkpoints_kept(trial, self.keep_checkpoints)
             if trial.status in (Trial.PENDING, Trial.PAUSED):
                 ray_internals.set_resources(trial, self.resources)
                 trial.config.update(upgraded(trial.config))

@@ -84,6 +84,21 @@ def set_resources(trial, resources: dict) -> None:
     trial.update_resources(dict(resources))
 
 
+def set_checkpoints_kept(trial, keep: int) -> None:
+    """A restored trial keeps the checkpoint rotation it was saved with: 2.60.0 holds it in
+    `trial.run_metadata.checkpoint_manager._checkpoint_config` (ray/train/_internal/
+    checkpoint_manager.py), read at each new checkpoint; a new CheckpointConfig with `keep`
+    goes in its place (the run config's only reaches trials Tune creates)."""
+    from ray import tune
+
+    manager = trial.run_metadata.checkpoint_manager
+    old = manager._checkpoint_config
+    manager._checkpoint_config = tune.CheckpointConfig(
+        num_to_keep=keep, checkpoint_score_attribute=old.checkpoint_score_attribute,
+        checkpoint_score_order=old.checkpoint_score_order, checkpoint_frequency=old.checkpoint_frequency,
+        checkpoint_at_end=old.checkpoint_at_end)
+
+
 # --- Tuner.restore (ray/tune/tuner.py, ray/tune/impl/tuner_internal.py) ---
 
 def replace_run_config(tuner, new, fields: tuple[str, ...]) -> None:

@@ -308,7 +308,8 @@ def run(grid_name: str, grid: Grid, settings: SweepSettings, data: FashionMNIST,
             try:
                 sweep = tuner.restore_tuner(uri, grid, settings, data, trainable,
                                             [*hooks, callbacks.ApplyOnResume(tuner.trial_resources(grid, settings),
-                                                                             settings.max_failures)])
+                                                                             settings.max_failures,
+                                                                             settings.keep_checkpoints)])
             except Exception as err:  # Tune's files are there but do not restore (cut short, another Ray)
                 problem = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
                 restart = True
