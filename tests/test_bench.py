@@ -43,6 +43,7 @@ def test_bench_usage_errors_name_the_bench_command():
     done = subprocess.run([sys.executable, "-m", "tune_ae.bench", "--epochs", "0"], capture_output=True, text=True)
     assert done.returncode == 2 and done.stderr.count("\n") == 1
     assert "python -m tune_ae.bench --help" in done.stderr and "tune_ae.run" not in done.stderr
+    assert "--epochs must be >= 1, got 0" in done.stderr  # the flag that is wrong, not a list of candidates
 
 
 def test_training_span_counts_the_parallel_slots_not_the_sum():

@@ -56,3 +56,15 @@ print("loaded:", sorted(m for m in ("matplotlib", "seaborn") if m in sys.modules
     assert lines[-1] == "loaded: []", done.stdout
     widths = [line.split()[0] for line in lines if line.split() and line.split()[0] in ("32", "64")]
     assert widths == ["32", "64"]  # the overview was printed, sorted by width
+
+
+def test_a_data_dir_that_is_not_a_folder_is_one_line_exit_2(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "e").mkdir()
+    (tmp_path / "e" / "tune_ae.json").write_text("{}")
+    done = subprocess.run([sys.executable, "-m", "tune_ae.report", str(tmp_path / "e"), "--data-dir", str(tmp_path / "no")],
+                          capture_output=True, text=True, timeout=60)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and "--data-dir" in lines[0] and "is not a folder" in lines[0], done.stderr

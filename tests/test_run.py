@@ -67,6 +67,7 @@ def test_smoke_grid_end_to_end(smoke_experiment, real_data_dir):
         (["--name", "n" * 256], "name must be at most 200 bytes, got 256"),
         (["--address", "10.0.0.5"], "--address '10.0.0.5' is not HOST:PORT"),
         (["--address", "ray://10.0.0.5:10001"], "Ray Client (ray://) is not supported"),
+        (["--address", "RAY://10.0.0.5:10001"], "--address 'RAY://10.0.0.5:10001': Ray Client (ray://) is not supported"),
         (["--name", "a\nb"], "name must not contain control characters"),
     ],
 )
@@ -293,3 +294,10 @@ def test_the_embedded_rays_token_is_private_and_removed(real_data_dir, tmp_path,
         assert not list(temp.glob("tune_ae-token-*"))  # removed with the run
     finally:
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_a_ray_client_address_from_the_environment_is_named_as_such(tmp_path):
+    done = run_cli("--storage-path", str(tmp_path), env={"RAY_ADDRESS": "ray://10.0.0.5:10001"}, timeout=60)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: RAY_ADDRESS 'ray://10.0.0.5:10001': Ray Client (ray://) is not supported")

@@ -71,8 +71,9 @@ def add_setting_flags(group: argparse._ArgumentGroup) -> None:
         if isinstance(default, bool):  # a switch: the flag sets the other value
             group.add_argument(setting_flag(field), action="store_const", const=not default, help=meta["help"], **common)
         else:
+            metavar = None if meta["choices"] else setting_flag(field)[2:].replace("-", "_").upper()  # --pending-timeout: PENDING_TIMEOUT
             group.add_argument(setting_flag(field), type=_flag_type(meta["parse"] or type(default)), choices=meta["choices"],
-                               help=f"{meta['help']} (default {shown})", **common)
+                               metavar=metavar, help=f"{meta['help']} (default {shown})", **common)
 
 
 def given_settings(args: argparse.Namespace) -> dict:

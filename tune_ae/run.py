@@ -53,7 +53,7 @@ def build_parser(prog: str = "python -m tune_ae.run") -> Parser:
     return p
 
 
-def check_address(address: str | None) -> None:
+def check_address(address: str | None, given_as: str = "--address") -> None:
     """HOST:PORT or auto; said before anything slow is imported.
 
     Not ray:// (Ray Client): there the Tuner runs on the head node, so the progress lines,
@@ -61,13 +61,13 @@ def check_address(address: str | None) -> None:
     driver-side state to take the new settings (ray_internals.replace_run_config)."""
     if not address or address == "auto":
         return
-    if address.startswith("ray://"):
-        raise ConfigError(f"--address {address!r}: Ray Client (ray://) is not supported; give the cluster's "
+    if address.lower().startswith("ray://"):
+        raise ConfigError(f"{given_as} {address!r}: Ray Client (ray://) is not supported; give the cluster's "
                           "HOST:PORT (the GCS port, 6379 by default) from a machine of the cluster, or submit the "
                           "run with `ray job submit` (cluster/README.md)")
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"--address {address!r} is not HOST:PORT (e.g. 10.0.0.5:6379) or 'auto'")
+        raise ConfigError(f"{given_as} {address!r} is not HOST:PORT (e.g. 10.0.0.5:6379) or 'auto'")
 
 
 def check_name(name: str) -> None:
@@ -109,7 +109,7 @@ def plan_resume(args, storage_path: str) -> tuple[str, Grid, SweepSettings, str 
 
 def plan(args) -> tuple[str, Grid, SweepSettings, str | None, dict]:
     """Everything the sweep needs, validated: grid name, grid, settings, data dir, settings changed on resume."""
-    check_address(args.address or os.environ.get("RAY_ADDRESS"))
+    check_address(args.address or os.environ.get("RAY_ADDRESS"), "--address" if args.address else "RAY_ADDRESS")
     if args.resume:
         return plan_resume(args, storage.check_storage(args.storage_path or str(storage.DEFAULT_STORAGE)))
     grid_name = args.grid or "paper"
@@ -259,8 +259,6 @@ def sweep_and_report(args, argv, grid_name, grid, settings, data, data_dir, chan
 
     address = args.address or os.environ.get("RAY_ADDRESS")
     folder = storage.local_folder(settings.storage_path, settings.name)
-    for key, (old, new) in changed.items():
-        print(f"resume: {key} {old} -> {new}")
     try:
         outcome = sweep.run(grid_name, grid, settings, data, bool(args.resume), address, changed=changed,
                             command=[Path(sys.executable).name, "-m", "tune_ae.run", *argv])

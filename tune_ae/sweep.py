@@ -320,6 +320,8 @@ def run(grid_name: str, grid: Grid, settings: SweepSettings, data: FashionMNIST,
             adopt_trial_folders(folder, grid)
         if sweep is None:
             sweep = tuner.build_tuner(grid, settings, data, trainable, hooks)
+        for key, (old, new) in (changed or {}).items():  # said once the checks let them take effect
+            print(f"resume: {key} {old} -> {new}")
         print(f"{'resuming' if resuming else 'running'} {settings.name}: {len(configs)} "
               f"trial(s), {resources['cpu']:g} CPU and {resources['gpu']:g} GPU each; Tune's log: {folder / TUNE_LOG}",
               flush=True)

@@ -21,8 +21,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m tune_ae.bench") -
     p.add_argument("--json", help="also write the figures to this JSON file")
     args = p.parse_args(argv)
     started = time.perf_counter()  # the whole command's time is printed too: the README quotes it
-    if args.epochs < 1 or args.threads < 1 or min(args.hidden) < 1:
-        p.error("--epochs, --threads and --hidden must be >= 1")
+    for name, value in (("--epochs", args.epochs), ("--threads", args.threads), ("--hidden", min(args.hidden))):
+        if value < 1:
+            p.error(f"{name} must be >= 1, got {value}")
     from tune_ae.bench import measure as bench  # torch loads after the checks
     from tune_ae.data import DataError, load_fashion_mnist
 

@@ -31,6 +31,10 @@ def write(argv: list[str] | None, prog: str) -> int:
         print(f"error: {folder} is not a tune_ae experiment (no {META_FILE}); pass the folder the run printed",
               file=sys.stderr)
         return USAGE_ERROR
+    if args.data_dir and not Path(args.data_dir).expanduser().is_dir():
+        print(f"error: --data-dir {args.data_dir} is not a folder; pass the Fashion-MNIST folder the sweep trained on, "
+              "or drop it to use the one it recorded", file=sys.stderr)
+        return USAGE_ERROR
     try:
         read_meta(folder)
     except ConfigError as err:

@@ -66,7 +66,8 @@ def build(folder: str | Path, data_dir: str | None = None) -> Tables:
     try:
         data = experiment_data(folder, data_dir)
     except DataError as err:
-        raise ReportError(f"{err} (the report needs the data the sweep trained on; pass --data-dir)") from None
+        hint = "" if data_dir else " (the report needs the data the sweep trained on; pass --data-dir)"
+        raise ReportError(f"{err}{hint}") from None
     load_model.cache_clear()  # a resume may have rewritten a checkpoint since the last build
     try:
         left_out = unreadable(trials)
