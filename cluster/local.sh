@@ -108,6 +108,14 @@ stop() {
         for _ in $(seq 15); do alive $pids || break; sleep 0.2; done  # 3 s grace, then KILL
         kill -KILL $pids 2>/dev/null || true
     fi
+    # A process started while the others died (a worker a raylet was spawning) is not in the
+    # first list, and a killed one takes a moment to go: look again until none is left (2 s at most).
+    for _ in $(seq 10); do
+        pids=$(cluster_pids | while read -r pid; do if alive "$pid"; then echo "$pid"; fi; done)
+        [[ -z $pids ]] && break
+        kill -KILL $pids 2>/dev/null || true
+        sleep 0.2
+    done
     rm -f "$DIR/address" "$DIR/sessions"
     echo "stopped the cluster in $DIR"
 }

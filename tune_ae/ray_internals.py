@@ -12,6 +12,7 @@ these names, and they load without Ray.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import signal
@@ -88,15 +89,10 @@ def set_checkpoints_kept(trial, keep: int) -> None:
     """A restored trial keeps the checkpoint rotation it was saved with: 2.60.0 holds it in
     `trial.run_metadata.checkpoint_manager._checkpoint_config` (ray/train/_internal/
     checkpoint_manager.py), read at each new checkpoint; a new CheckpointConfig with `keep`
-    goes in its place (the run config's only reaches trials Tune creates)."""
-    from ray import tune
-
+    goes in its place (the run config's only reaches trials Tune creates). CheckpointConfig is
+    a dataclass in 2.60.0: the copy keeps its other fields."""
     manager = trial.run_metadata.checkpoint_manager
-    old = manager._checkpoint_config
-    manager._checkpoint_config = tune.CheckpointConfig(
-        num_to_keep=keep, checkpoint_score_attribute=old.checkpoint_score_attribute,
-        checkpoint_score_order=old.checkpoint_score_order, checkpoint_frequency=old.checkpoint_frequency,
-        checkpoint_at_end=old.checkpoint_at_end)
+    manager._checkpoint_config = dataclasses.replace(manager._checkpoint_config, num_to_keep=keep)
 
 
 # --- Tuner.restore (ray/tune/tuner.py, ray/tune/impl/tuner_internal.py) ---
