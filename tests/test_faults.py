@@ -23,7 +23,7 @@ import psutil
 import pytest
 import torch
 
-from tune_ae import results, train
+from tune_ae import ray_internals, results, train
 from tune_ae.config import TrialConfig
 from tune_ae.data import load_fashion_mnist
 
@@ -107,12 +107,9 @@ def redone(folder: Path) -> int:
 
 
 def checkpoints_named_by_tune(folder: Path) -> set[str]:
-    """The checkpoint folders Tune's newest saved state refers to (its checkpoint manager is pickled, as hex)."""
-    import re
-
-    state = json.loads(max(folder.glob("experiment_state-*.json")).read_text())
-    pickled = b"".join(bytes.fromhex(json.loads(m)["checkpoint_manager"]["value"]) for _, m in state["trial_data"])
-    return {n.decode() for n in re.findall(rb"checkpoint_\d{6}", pickled)}
+    """The checkpoint folders Tune's newest saved state refers to."""
+    state = json.loads(ray_internals.state_files(folder)[-1].read_text())
+    return set().union(*(ray_internals.checkpoint_names(m) for _, m in ray_internals.state_trials(state)))
 
 
 def resume(store: Path, name: str, *extra: str):

@@ -210,5 +210,11 @@ SETTINGS: tuple[dataclasses.Field, ...] = tuple(f for f in dataclasses.fields(Sw
 RESUMABLE_SETTINGS = tuple(f.name for f in SETTINGS if f.metadata["resumable"])
 
 
+def concurrent_trials(n_trials: int, cpus: float, cpus_per_trial: float) -> int:
+    """How many of `n_trials` trials fit on `cpus` CPUs at once (at least one): what the GPU
+    share (tuner.gpus_per_trial) and the benchmark's parallel slots are divided by."""
+    return max(1, min(n_trials, math.floor(cpus / cpus_per_trial)))
+
+
 def _finite_number(value: Any) -> bool:
     return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)

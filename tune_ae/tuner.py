@@ -16,7 +16,7 @@ from ray.tune.schedulers import ASHAScheduler
 
 from tune_ae import ray_internals, storage
 from tune_ae.callbacks import EpochLog
-from tune_ae.config import TRIAL_FIELDS, SweepSettings, TrialConfig
+from tune_ae.config import TRIAL_FIELDS, SweepSettings, TrialConfig, concurrent_trials
 from tune_ae.data import FashionMNIST
 from tune_ae.grids import Grid
 from tune_ae.trainable import train_autoencoder
@@ -36,7 +36,7 @@ def gpus_per_trial(settings: SweepSettings, n_trials: int) -> float:
     gpus, cpus = resources.get("GPU", 0.0), resources.get("CPU", 1.0)
     if gpus == 0:
         return 0.0
-    concurrent = max(1, min(n_trials, math.floor(cpus / settings.cpus_per_trial)))
+    concurrent = concurrent_trials(n_trials, cpus, settings.cpus_per_trial)
     # Rounded down to 1/10000, Ray's resource granularity, so the shares never add up past the card.
     return min(1.0, math.floor(gpus / concurrent * 10_000) / 10_000)
 

@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from tune_ae import experiment, labels, results, train
-from tune_ae.config import TrialConfig
+from tune_ae.config import TrialConfig, concurrent_trials
 from tune_ae.data import PIXELS, STEMS, FashionMNIST, idx_file
 from tune_ae.experiment import versions
 
@@ -226,16 +226,16 @@ def parallel_slots(n_trials: int, cpus_per_trial: float = 1.0, gpus_per_trial: f
     """How many trials a local Ray can train at once: the CPUs (and a fixed GPU share, when one
     is asked for) divided among them, never more than there are trials.
 
-    The same bound as tune_ae.tuner's share of the GPUs. `cpus` defaults to os.cpu_count(),
+    The CPU bound is config.concurrent_trials, which tuner's GPU share uses too. `cpus` defaults to os.cpu_count(),
     which is what Ray counts unless a container quota lowers it; a count too high only makes
     the training span shorter and the overhead larger, never the other way round.
     """
     cpus = (os.cpu_count() or 1) if cpus is None else cpus
-    slots = math.floor(cpus / cpus_per_trial)
+    slots = concurrent_trials(n_trials, cpus, cpus_per_trial)
     if gpus_per_trial:  # None or 0 ("auto", or no GPU): the GPUs do not limit concurrency
         gpus = torch.cuda.device_count() if gpus is None else gpus
-        slots = min(slots, math.floor(gpus / gpus_per_trial))
-    return max(1, min(n_trials, slots))
+        slots = max(1, min(slots, math.floor(gpus / gpus_per_trial)))
+    return slots
 
 
 def training_span(seconds: Iterable[float], slots: int) -> float:
