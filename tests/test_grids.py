@@ -74,3 +74,87 @@ def test_ablation_grid_expands_to_widths_x_activations_x_dropouts():
         (a, d) for a in ("relu", "identity", "sigmoid") for d in (0.0, 0.1)}
     assert {c.lr for c in configs} == {1e-3} and {c.epochs for c in configs} == {400}  # otherwise the paper's
     assert len(resolve("ablation", seeds=3).trial_configs()) == 72
+
+
+# --- searches: ranges, points, samples ---
+
+from tune_ae.grids import Range, override  # noqa: E402
+
+
+def search(**kw) -> Grid:
+    base = dict(axes={"hidden": (64, 128), "output_activation": ("relu", "sigmoid")},
+                ranges={"lr": Range(1e-4, 1e-2, log=True), "dropout": Range(0.0, 0.3), "epochs": Range(2, 4)},
+                search="random", num_samples=5)
+    return Grid(**{**base, **kw})
+
+
+def test_a_search_splits_fields_into_points_and_searched_by_their_kind():
+    grid = search()
+    assert grid.searched() == ["dropout", "lr", "epochs", "output_activation"]  # ranges and a choice list
+    assert grid.point_fields() == ["hidden"]  # a numeric list: the points
+    assert [p["hidden"] for p in grid.points()] == [64, 128] and grid.n_trials == 10
+
+
+def test_random_samples_lie_in_their_ranges_and_repeat_with_the_seed():
+    configs = search().trial_configs()
+    assert len(configs) == 10 and len({c for c in configs}) == 10
+    for c in configs:
+        assert 1e-4 <= c.lr <= 1e-2 and 0 <= c.dropout <= 0.3 and c.epochs in (2, 3, 4)
+        assert c.output_activation in ("relu", "sigmoid") and c.hidden in (64, 128)
+    assert search().trial_configs() == configs
+    assert search(search_seed=1).trial_configs() != configs
+    # More samples (an --extend) keep those drawn; so does another point.
+    more = search(num_samples=7, axes={"hidden": (32, 64, 128), "output_activation": ("relu", "sigmoid")})
+    assert set(configs) <= set(more.trial_configs())
+
+
+def test_log_ranges_spread_over_decades():
+    lrs = [c.lr for c in search(num_samples=200).trial_configs()]
+    assert sum(lr < 1e-3 for lr in lrs) / len(lrs) == pytest.approx(0.5, abs=0.1)
+
+
+@pytest.mark.parametrize("field, text, words", [
+    ("lr", "1e-2:1e-4", "the low end must be below the high end"),
+    ("dropout", "0:2", "dropout must be in [0, 1), got 2.0"),
+    ("dropout", "0:1", "dropout must be in [0, 1), got 1.0"),
+    ("weight_decay", "0:1e-3:log", "a log range needs a low end > 0"),
+    ("dropout", "0:0.3:log", "a log range needs a low end > 0"),
+    ("hidden", "0:64", "hidden must be >= 1"),
+    ("lr", "-1:1", "lr must be > 0"),
+])
+def test_ranges_are_checked_against_the_fields_limits(field, text, words):
+    with pytest.raises(ConfigError) as err:
+        Grid(ranges={field: Range.parse(field, text)}, search="random")
+    assert words in str(err.value) and f"--{field.replace('_', '-')} {text.split(':')[0]}" in str(err.value)
+
+
+@pytest.mark.parametrize("field, text, words", [
+    ("lr", "a:b", "the ends of a lr range must be numbers"),
+    ("hidden", "1.5:8", "the ends of a hidden range must be integers"),
+    ("lr", "1:2:3", "is not a range"),
+    ("lr", "1e-3:inf", "must be finite"),
+    ("output_activation", "relu:sigmoid", "output_activation takes values"),
+])
+def test_what_is_not_a_range_says_so(field, text, words):
+    with pytest.raises(ConfigError, match=words):
+        Range.parse(field, text)
+
+
+def test_a_search_needs_something_to_search_and_a_range_needs_a_search():
+    with pytest.raises(ConfigError, match="needs a search: add --search random or --search optuna"):
+        Grid(ranges={"lr": Range(1e-4, 1e-2)})
+    with pytest.raises(ConfigError, match="has nothing to search"):
+        Grid(axes={"hidden": (64, 128)}, search="optuna")
+    with pytest.raises(ConfigError, match="num-samples must be an integer >= 1"):
+        search(num_samples=0)
+
+
+def test_a_search_round_trips_through_its_record_and_overrides():
+    grid = search(search="optuna", search_seed=3)
+    assert Grid.from_dict(grid.to_dict()) == grid
+    assert Grid.from_dict(GRIDS["paper"].to_dict()) == GRIDS["paper"]  # a grid's record is as before
+    assert "to_dict" and "search" not in GRIDS["paper"].to_dict()
+    grown = override(grid, {"hidden": [64, 128, 256]}, num_samples=8)
+    assert grown.ranges == grid.ranges and grown.num_samples == 8 and grown.values("hidden") == (64, 128, 256)
+    with pytest.raises(ValueError, match="chosen while it runs"):
+        grid.trial_configs()

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from tune_ae.grids import Grid
+from tune_ae.grids import Grid, Range
 from tune_ae.report import figures, tables
 
 WIDTHS, DROPOUTS = (32, 64), (0.0, 0.1)
@@ -67,13 +67,36 @@ def check_reconstructions(figure: Figure, built: tables.Tables) -> None:
     assert [t.get_text() for t in ax.get_yticklabels()] == [label for label, _ in built.reconstructions]
 
 
+def search_tables() -> tables.Tables:
+    """A random search of lr and output activation, 3 samples at each of two widths."""
+    grid = Grid({"hidden": WIDTHS, "output_activation": ("relu", "sigmoid")}, ranges={"lr": Range(1e-4, 1e-2, log=True)},
+                search="random", num_samples=3)
+    summary = pd.DataFrame([{"hidden": c.hidden, "lr": c.lr, "output_activation": c.output_activation,
+                             "epochs_done": 3, "final_val_loss": 0.02 / c.hidden ** 0.5 * (1 + abs(c.lr - 3e-3) * 100),
+                             "best_val_loss": 0.02, "status": "done", "pca_val_mse": 0.01 / c.hidden ** 0.5}
+                            for c in grid.trial_configs()])
+    built = small_tables()
+    return dataclasses.replace(built, meta={**built.meta, "grid": grid.to_dict()}, summary=summary,
+                               search=tables.search_table(summary, grid), importance=tables.importance(summary, grid))
+
+
+def check_search(figure: Figure, built: tables.Tables) -> None:
+    panels = [ax for ax in figure.axes if ax.get_title()]
+    assert [ax.get_title().split(":")[0] for ax in panels] == ["h = 32", "h = 64"]  # a panel per point
+    assert all(sum(line.get_linewidth() > 0.5 for line in ax.get_lines()) == 3 for ax in panels)  # a line per sample
+    assert [t.get_text() for t in panels[0].get_xticklabels()] == ["lr\n0.0001:0.01:log", "output_activation\nrelu/sigmoid"]
+    best = built.search.set_index("hidden")["x_pca"]
+    assert panels[0].get_title().endswith(f"best {best[32]:.3g}x PCA")
+
+
 CHECKS = {"val_loss_vs_width": check_width, "loss_curves": check_loss_curves,
-          "reconstructions": check_reconstructions}
+          "reconstructions": check_reconstructions, "search": check_search}
+BUILT = {"search": search_tables}  # figures that need a search's tables; the rest draw from small_tables
 
 
 @pytest.mark.parametrize("entry", figures.FIGURES, ids=lambda entry: entry.stem)
 def test_every_registered_figure_draws_from_tables_alone(entry):
-    built = small_tables()
+    built = BUILT.get(entry.stem, small_tables)()
     assert entry.applies(built)
     figure = entry.draw(built)
     try:
@@ -89,4 +112,5 @@ def test_the_registry():
     assert sorted(stems) == sorted(CHECKS) and len(set(stems)) == len(stems)
     assert [entry.stem for entry in figures.FIGURES if not entry.vector] == ["reconstructions"]  # pixels: no PDF
     nothing_finished = small_tables(spread=small_tables().spread.iloc[:0])
-    assert [entry.stem for entry in figures.FIGURES if not entry.applies(nothing_finished)] == ["val_loss_vs_width"]
+    assert [entry.stem for entry in figures.FIGURES if not entry.applies(nothing_finished)] == ["val_loss_vs_width",
+                                                                                               "search"]  # a grid

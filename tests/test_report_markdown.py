@@ -13,7 +13,8 @@ def test_a_section_per_figure_that_applies_in_the_registry_order():
     text = markdown.report(built, figures.FIGURES)
     assert text.startswith("# Experiment `experiment`\n") and "Grid `custom`: hidden 32/64, dropout 0/0.1" in text
     assert all(f"- {line}" in text for line in built.findings) and len(built.findings) == 2
-    places = [text.index(f"![{entry.title}](figures/{entry.stem}.png)") for entry in figures.FIGURES]
+    places = [text.index(f"![{entry.title}](figures/{entry.stem}.png)") for entry in figures.FIGURES if entry.applies(built)]
+    assert len(places) == 3 and "## The search" not in text  # a grid: no search section, no search figure
     assert places == sorted(places) and text.index("## Against PCA") < places[0] < text.index("## Summary")
     # A new registry line is all a new figure needs for its section.
     new = dataclasses.replace(figures.FIGURES[0], stem="new_figure", title="A new figure", caption="What it shows.")
@@ -38,3 +39,15 @@ def test_every_trial_missing_from_the_figures_is_named():
     assert "1 of 4 trial(s)" in unfinished and "| 32 | 0 | 1 | 3 | error | ValueError: diverged |" in unfinished
     unreadable = text.split("## Trials that could not be read")[1]
     assert "| 64 | 0.1 | trial_64_0.1/checkpoint_000002/state.pt | checkpoint unreadable: EOFError |" in unreadable
+
+
+def test_a_search_gets_its_section_with_the_best_sample_per_point_and_what_mattered():
+    from test_report_figures import search_tables
+
+    built = search_tables()
+    text = markdown.report(built, figures.FIGURES)
+    assert "## The search\n\nA random search (seed 0) of 3 sample(s) per point over lr 0.0001:0.01:log, " \
+           "output_activation among relu/sigmoid." in text
+    assert "| hidden | samples | lr | output_activation | val_loss | PCA k=h | x PCA | recipe x PCA |" in text
+    assert "### What mattered" in text and "| hidden | samples | lr | output_activation |" in text
+    assert text.index("## The search") < text.index("![The search's samples](figures/search.png)")

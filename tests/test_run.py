@@ -69,6 +69,19 @@ def test_smoke_grid_end_to_end(smoke_experiment, real_data_dir):
         (["--address", "ray://10.0.0.5:10001"], "Ray Client (ray://) is not supported"),
         (["--address", "RAY://10.0.0.5:10001"], "--address 'RAY://10.0.0.5:10001': Ray Client (ray://) is not supported"),
         (["--name", "a\nb"], "name must not contain control characters"),
+        # Searches: ranges checked against the field's limits before anything starts.
+        (["--search", "random", "--lr", "1e-2:1e-4"], "--lr 1e-2:1e-4: the low end must be below the high end"),
+        (["--search", "random", "--dropout", "0:2"], "--dropout 0:2: dropout must be in [0, 1), got 2.0"),
+        (["--search", "random", "--lr", "a:b"], "argument --lr: 'a:b': the ends of a lr range must be numbers"),
+        (["--search", "optuna", "--weight-decay", "0:1e-3:log"], "--weight-decay 0:1e-3:log: a log range needs a low end > 0"),
+        (["--search", "random", "--hidden", "8:x"], "the ends of a hidden range must be integers"),
+        (["--lr", "1e-4:1e-2"], "a range (--lr 1e-4:1e-2) needs a search: add --search random or --search optuna"),
+        (["--search", "optuna"], "--search optuna has nothing to search"),
+        (["--search", "random", "--lr", "1e-4:1e-2", "3e-3"], "--lr takes one range or a list of values, not both"),
+        (["--search", "random", "--output-activation", "relu:sigmoid"], "argument --output-activation: invalid choice"),
+        (["--search", "random", "--lr", "1e-4:1e-2", "--num-samples", "0"], "num-samples must be an integer >= 1"),
+        (["--extend", "--seeds", "2"], "--extend adds trials to an existing experiment: give --name"),
+        (["--extend", "--name", "nope"], "nothing to resume: no tune_ae experiment"),
     ],
 )
 def test_bad_input_one_line_exit_2(tmp_path, args, words):
@@ -247,11 +260,27 @@ def wait_for(condition, timeout: float, what: str) -> None:
         time.sleep(0.2)
 
 
-def test_uri_storage_path_end_to_end(real_data_dir, tmp_path):
+def test_uri_storage_path_end_to_end_under_the_embedded_rays_own_token(real_data_dir, tmp_path):
+    """A file:// URI as storage, and token auth on with no token chosen (the sweep's token is
+    its own, removed with the run, never ~/.ray/auth_token): one sweep for both, to save a Ray start."""
+    import shutil
+    import tempfile
+
     remote = f"file://{tmp_path}/bucket/sweeps"
-    done = run_cli("--grid", "smoke", "--data-dir", str(real_data_dir), "--storage-path", remote, "--name", "u",
-                   "--no-report", env={"TUNE_AE_MIRROR": str(tmp_path / "mirror")})
-    assert done.returncode == 0, done.stderr[-3000:]
+    home, temp = tmp_path / "home", Path(tempfile.mkdtemp(prefix="tat", dir="/tmp"))  # short: Ray's socket paths
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_TOKEN_PATH", "RAY_AUTH_TOKEN")}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "tune_ae.run", "--grid", "smoke", "--data-dir", str(real_data_dir), "--storage-path",
+             remote, "--name", "u", "--no-report"], capture_output=True, text=True, timeout=300,
+            env={**env, "TUNE_AE_MIRROR": str(tmp_path / "mirror"), "RAY_AUTH_MODE": "token", "HOME": str(home),
+                 "TMPDIR": str(temp)})
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert not (home / ".ray" / "auth_token").exists()
+        assert not list(temp.glob("tune_ae-token-*"))  # removed with the run
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
     remote_dir, mirror = tmp_path / "bucket" / "sweeps" / "u", tmp_path / "mirror" / "u"
     for folder in (remote_dir, mirror):
         assert (folder / "tune_ae.json").is_file()
@@ -261,7 +290,7 @@ def test_uri_storage_path_end_to_end(real_data_dir, tmp_path):
     assert again.returncode == 2 and "already exists" in again.stderr
 
 
-def test_the_embedded_rays_token_is_private_and_removed(real_data_dir, tmp_path, monkeypatch):
+def test_the_embedded_rays_token_is_private(monkeypatch):
     """Token auth on, nothing chosen: the token is ours (600 in a 700 folder), never ~/.ray/auth_token (644)."""
     from tune_ae import sweep
 
@@ -277,23 +306,7 @@ def test_the_embedded_rays_token_is_private_and_removed(real_data_dir, tmp_path,
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     monkeypatch.delenv("RAY_AUTH_TOKEN_PATH")
     assert sweep.private_token() is None
-
-    import shutil
-    import tempfile
-
-    home, temp = tmp_path / "home", Path(tempfile.mkdtemp(prefix="tat", dir="/tmp"))  # short: Ray's socket paths
-    home.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_TOKEN_PATH", "RAY_AUTH_TOKEN")}
-    try:
-        done = subprocess.run(
-            [sys.executable, "-m", "tune_ae.run", "--grid", "smoke", "--data-dir", str(real_data_dir), "--storage-path",
-             str(tmp_path / "s"), "--name", "t", "--no-report"], capture_output=True, text=True, timeout=300,
-            env={**env, "RAY_AUTH_MODE": "token", "HOME": str(home), "TMPDIR": str(temp)})
-        assert done.returncode == 0, done.stderr[-2000:]
-        assert not (home / ".ray" / "auth_token").exists()
-        assert not list(temp.glob("tune_ae-token-*"))  # removed with the run
-    finally:
-        shutil.rmtree(temp, ignore_errors=True)
+    # A sweep with it: test_uri_storage_path_end_to_end_under_the_embedded_rays_own_token.
 
 
 def test_a_ray_client_address_from_the_environment_is_named_as_such(tmp_path):
@@ -301,3 +314,40 @@ def test_a_ray_client_address_from_the_environment_is_named_as_such(tmp_path):
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1, done.stderr
     assert lines[0].startswith("error: RAY_ADDRESS 'ray://10.0.0.5:10001': Ray Client (ray://) is not supported")
+
+
+def test_a_random_search_samples_its_ranges_at_each_point_and_reports_per_point(real_data_dir, tmp_path):
+    done = run_cli("--grid", "smoke", "--hidden", "16", "--search", "random", "--lr", "1e-4:1e-2:log", "--dropout", "0:0.3",
+                   "--num-samples", "3", "--epochs", "2", "--subset", "300", "--data-dir", str(real_data_dir),
+                   "--storage-path", str(tmp_path), "--name", "r")
+    assert done.returncode == 0, done.stderr[-3000:]
+    trials = pd.read_parquet(tmp_path / "r" / "trials.parquet")
+    assert len(trials) == 3 and (trials["status"] == "done").all() and set(trials["hidden"]) == {16}
+    assert trials["lr"].between(1e-4, 1e-2).all() and trials["dropout"].between(0, 0.3).all()
+    assert len(trials[["lr", "dropout"]].drop_duplicates()) == 3
+    meta = read_meta(tmp_path / "r")
+    assert meta["grid"]["search"] == "random" and meta["grid"]["ranges"]["lr"] == [1e-4, 1e-2, "log"]
+    report_md = (tmp_path / "r" / "report.md").read_text()
+    assert "## The search" in report_md and "the best of 3 sampled configurations" in report_md
+    assert "### What mattered" in report_md and (tmp_path / "r" / "figures" / "search.png").is_file()
+
+
+def test_extending_a_finished_experiment_by_a_seed_trains_only_the_new_trials(smoke_experiment, tmp_path):
+    import shutil
+
+    folder = tmp_path / "s"
+    shutil.copytree(smoke_experiment[0], folder)  # the shared sweep stays as it is
+    logs = {p: p.read_bytes() for p in folder.glob("*/tune_ae_epochs.jsonl")}
+    assert len(logs) == 2
+    refused = run_cli("--extend", "--name", "s", "--storage-path", str(tmp_path), "--epochs", "5", timeout=60)
+    assert refused.returncode == 2 and "--epochs 5 drops epochs 3 of trials already run" in refused.stderr
+    grown = run_cli("--extend", "--name", "s", "--storage-path", str(tmp_path), "--seeds", "2")
+    assert grown.returncode == 0, grown.stderr[-3000:]
+    assert "extended (seed 1); 2 finished trial(s) kept as they are" in grown.stdout
+    assert grown.stdout.count(" started (") == 2  # the two new trials, no others
+    assert {p: p.read_bytes() for p in logs} == logs  # the old trials' epochs, byte for byte
+    trials = pd.read_parquet(folder / "trials.parquet")
+    assert len(trials) == 4 and (trials["status"] == "done").all() and sorted(trials["seed"]) == [0, 0, 1, 1]
+    assert "| 32 | 2 |" in (folder / "report.md").read_text()  # n = 2 seeds per width in the spread table
+    meta = read_meta(folder)
+    assert meta["grid"]["axes"]["seed"] == [0, 1] and meta["runs"][-1]["extended"] == {"seed": [1]}

@@ -10,7 +10,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "tune_ae"
 COMMANDS = {"tune_ae.run", "tune_ae.report.__main__", "tune_ae.bench.__main__", "tune_ae.__main__"}
-TUNE_FACING = {"tune_ae.trainable", "tune_ae.tuner", "tune_ae.sweep", "tune_ae.callbacks"}
+TUNE_FACING = {"tune_ae.trainable", "tune_ae.tuner", "tune_ae.sweep", "tune_ae.callbacks", "tune_ae.search",
+               "tune_ae.ray_internals"}  # ray_internals: inside the function that needs Ray, never at its top
 
 
 def module_name(path: Path) -> str:

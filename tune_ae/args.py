@@ -41,17 +41,38 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def add_trial_flags(group: argparse._ArgumentGroup, skip: tuple[str, ...] = ("seed",)) -> list[str]:
+def add_trial_flags(group: argparse._ArgumentGroup, skip: tuple[str, ...] = ("seed",), ranges: bool = False) -> list[str]:
     """`--hidden 64 128`, `--dropout 0 0.1`, ...: one flag per TrialConfig field; returns their names.
 
-    Defaults stay None, so the caller can tell a flag given from one left out.
+    With `ranges`, a numeric field also takes one range, LOW:HIGH[:log] (a grids.Range), for a
+    search. Defaults stay None, so the caller can tell a flag given from one left out.
     """
     names = [name for name in TRIAL_FIELDS if name not in skip]
     for name in names:
         kind, choices = field_type(name), field_choices(name)
-        group.add_argument(flag(name), type=kind, nargs="+", choices=choices, metavar=name.upper() if not choices else None,
-                           help=field_help(name))
+        numeric = kind in (int, float)
+        group.add_argument(flag(name), type=_value_or_range(name) if ranges and numeric else kind, nargs="+",
+                           choices=choices, metavar=(name.upper() if not ranges or not numeric else "LOW:HIGH[:log]")
+                           if not choices else None,
+                           help=field_help(name) + ("; or one range to search, LOW:HIGH[:log]" if ranges and numeric else ""))
     return names
+
+
+def _value_or_range(name: str):
+    kind = field_type(name)
+
+    def read(text: str):
+        if ":" not in text:
+            return kind(text)  # a ValueError here is argparse's 'invalid int value'
+        from tune_ae.grids import Range
+
+        try:
+            return Range.parse(name, text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    read.__name__ = kind.__name__  # argparse names the type in its message: 'invalid int value'
+    return read
 
 
 def setting_flag(field) -> str:

@@ -58,9 +58,11 @@ def this_run(ray_address: str | None, command: list[str] | None = None) -> dict:
     }
 
 
-def write_meta(folder: Path, grid_name: str, grid: Grid, settings: SweepSettings, data_info: dict, run: dict) -> Path:
-    """Create or extend the record: the resolved grid once; the settings now in force (a resume
-    may change some, listed in its run entry); one entry per run or resume."""
+def write_meta(folder: Path, grid_name: str, grid: Grid, settings: SweepSettings, data_info: dict, run: dict,
+               new_grid: bool = False) -> Path:
+    """Create or extend the record: the resolved grid (an --extend's grown one, `new_grid`; the
+    run entry says what it added); the settings now in force (a resume may change some, listed
+    in its run entry); one entry per run, resume or extension."""
     path = folder / META_FILE
     meta = read_meta(folder) if path.is_file() else {
         "grid_name": grid_name,
@@ -68,6 +70,8 @@ def write_meta(folder: Path, grid_name: str, grid: Grid, settings: SweepSettings
         "data": data_info,
         "runs": [],
     }
+    if new_grid:
+        meta["grid"] = grid.to_dict()
     meta["settings"] = settings.to_dict()
     meta["runs"].append(run)
     folder.mkdir(parents=True, exist_ok=True)

@@ -123,3 +123,34 @@ DISABLE_CORE_SIGNAL_HANDLER = "RAY_DISABLE_FAILURE_SIGNAL_HANDLER"
 # 2.60.0, ray/tune/experimental/output.py: "0" selects the legacy console output, which is
 # silent at verbose=0 (the newer one prints a configuration box even then).
 LEGACY_CONSOLE = ("RAY_AIR_NEW_OUTPUT", "0")
+
+
+# --- Asking a cluster's GCS whether it takes this driver's token (2.60.0: ray/_raylet.pyx GcsClient) ---
+def token_refused(address: str, wait_s: float = 5.0) -> bool:
+    """Whether the Ray cluster at HOST:PORT refuses this process's auth token.
+
+    ray.init answers a refused token only after ~20 s (ray/_private/node.py retries the GCS
+    NUM_REDIS_GET_RETRIES times, a second apart); the GCS client Ray builds underneath says so
+    at once, raising AuthenticationError when it is constructed. It takes no timeout and waits
+    ~40 s on a port that is not a GCS: so it is asked in a thread, for `wait_s`. Any other
+    outcome is left to ray.init to report."""
+    import threading
+
+    from ray._raylet import GcsClient
+    from ray.exceptions import AuthenticationError
+
+    refused: list[bool] = []
+
+    def ask():
+        try:
+            GcsClient(address=address)
+            refused.append(False)
+        except AuthenticationError:
+            refused.append(True)
+        except Exception:
+            refused.append(False)
+
+    asking = threading.Thread(target=ask, name="tune_ae-token-probe", daemon=True)
+    asking.start()
+    asking.join(wait_s)
+    return bool(refused and refused[0])

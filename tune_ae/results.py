@@ -207,7 +207,8 @@ def summarise_trials(epochs: pd.DataFrame, experiment_dir: str | Path | None = N
     experiment_dir = Path(experiment_dir).expanduser().resolve() if experiment_dir else None
     tune_known = tune_trials(experiment_dir) if experiment_dir else {}
     has_meta = bool(experiment_dir) and (Path(experiment_dir) / META_FILE).is_file()
-    expected = [c.to_dict() for c in recorded_grid(read_meta(experiment_dir)).trial_configs()] if has_meta else []
+    grid = recorded_grid(read_meta(experiment_dir)) if has_meta else None
+    expected = [c.to_dict() for c in grid.trial_configs()] if grid and grid.known_in_advance else []
     by_dir = {d: t for d, t in epochs.groupby("trial_dir", sort=False)}
     dirs = [Path(d) for d in by_dir]
     if experiment_dir:  # also the folders of trials that failed before writing params.json
@@ -247,7 +248,15 @@ def summarise_trials(epochs: pd.DataFrame, experiment_dir: str | Path | None = N
         if row["status"] != "error":
             row["error"] = None  # a failure that a retry or a resume got past
         rows.append(row)
-    if has_meta:
+    if has_meta and not grid.known_in_advance:  # an optuna search: each point's samples not begun, unnamed
+        never = []
+        fields = grid.point_fields()
+        for point in grid.points():
+            begun = sum(all(r.get(n) == point[n] for n in fields) for r in rows)
+            never += [{**point, **{n: None for n in grid.searched()}}] * max(0, grid.num_samples - begun)
+        rows += [{**c, "epochs_planned": c["epochs"], "epochs_done": 0, "status": "not started"} for c in never]
+        never = []
+    elif has_meta:
         never = expected
     else:  # a Tuner run without tune_ae's record: Tune's state names the trials, by their swept values
         never = [upgraded(t.get("evaluated_params", {}))

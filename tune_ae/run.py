@@ -19,11 +19,11 @@ import time
 import traceback
 from pathlib import Path
 
-from tune_ae import experiment, lock, signals, storage
+from tune_ae import experiment, lock, preflight, signals, storage
 from tune_ae.args import (FAILED, OK, USAGE_ERROR, Parser, add_setting_flags, add_trial_flags, exit_now, flag,
                           given_settings, setting_flag)
-from tune_ae.config import SETTINGS, ConfigError, SweepSettings
-from tune_ae.grids import GRIDS, Grid, resolve
+from tune_ae.config import SETTINGS, TRIAL_FIELDS, ConfigError, SweepSettings
+from tune_ae.grids import GRIDS, SEARCHES, Grid, Range, override, resolve
 
 DRIVER_ERROR_FILE = "driver-error.txt"
 
@@ -34,10 +34,16 @@ def build_parser(prog: str = "python -m tune_ae.run") -> Parser:
                "Exit codes: 0 all trials finished, 1 a trial failed or did not start (or a write failed), 2 bad input "
                "or the experiment in use, 130/143/129 interrupted by SIGINT/SIGTERM/SIGHUP.")
     p.add_argument("--grid", choices=GRIDS, help=f"named grid, paper if not given. {grids}")
-    g = p.add_argument_group("grid overrides (each takes one or more values; not given: the grid's own)")
-    trial_flags = add_trial_flags(g)
+    g = p.add_argument_group("grid overrides (each takes one or more values, or a numeric field one range "
+                             "LOW:HIGH[:log] for a search; not given: the grid's own)")
+    trial_flags = add_trial_flags(g, ranges=True)
     g.add_argument("--seeds", type=int, help="repeats per grid point, seeds 0..N-1")
     g.add_argument("--subset", type=int, help="training images kept, class-balanced (test: N/6)")
+    g.add_argument("--search", choices=SEARCHES, help="grid (default): every combination; random or optuna (TPE): "
+                   "--num-samples configurations at each point, drawn from the ranges and from the lists of choice "
+                   "fields; the lists of numeric fields (e.g. --hidden) are the points")
+    g.add_argument("--num-samples", type=int, help="configurations per point of a search (default 1)")
+    g.add_argument("--search-seed", type=int, help="seed of a search's sampling (default 0): the same seed, the same samples")
     fixed = [setting_flag(f) for f in SETTINGS if not f.metadata["resumable"]]
     r = p.add_argument_group(f"where and how it runs (changeable on --resume, except {', '.join(fixed)} and --name)")
     r.add_argument("--data-dir", help="folder with the Fashion-MNIST IDX files; only there when given "
@@ -45,6 +51,8 @@ def build_parser(prog: str = "python -m tune_ae.run") -> Parser:
     r.add_argument("--storage-path", help=f"folder or URI holding experiments (default {storage.DEFAULT_STORAGE})")
     r.add_argument("--name", help="experiment folder name (default GRID-DATE-TIME; with --resume, the newest)")
     r.add_argument("--resume", action="store_true", help="continue experiment --name where it stopped")
+    r.add_argument("--extend", action="store_true", help="add trials to experiment --name: more --seeds, more values "
+                   "on an axis, more --num-samples; trials already run are kept as they are")
     r.add_argument("--address", help="join this Ray cluster, HOST:PORT or auto (also $RAY_ADDRESS); "
                    "default: a Ray started for this run on this machine")
     add_setting_flags(r)  # --cpus-per-trial, --scheduler, ...: one per SweepSettings field
@@ -53,31 +61,37 @@ def build_parser(prog: str = "python -m tune_ae.run") -> Parser:
     return p
 
 
-def check_address(address: str | None, given_as: str = "--address") -> None:
-    """HOST:PORT or auto; said before anything slow is imported.
-
-    Not ray:// (Ray Client): there the Tuner runs on the head node, so the progress lines,
-    the epochs log and the experiment folder would be the head's, and a restored Tuner has no
-    driver-side state to take the new settings (ray_internals.replace_run_config)."""
-    if not address or address == "auto":
-        return
-    if address.lower().startswith("ray://"):
-        raise ConfigError(f"{given_as} {address!r}: Ray Client (ray://) is not supported; give the cluster's "
-                          "HOST:PORT (the GCS port, 6379 by default) from a machine of the cluster, or submit the "
-                          "run with `ray job submit` (cluster/README.md)")
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"{given_as} {address!r} is not HOST:PORT (e.g. 10.0.0.5:6379) or 'auto'")
-
-
 def check_name(name: str) -> None:
     SweepSettings(storage_path="/", name=name)  # the name rules live with the settings
 
 
+GRID_FLAGS = ("seeds", "subset", "search", "num_samples", "search_seed")  # run.py's own, beside the trial fields'
+
+
+def overrides(args) -> dict:
+    """Trial-field flags given: field -> list of values, or one Range."""
+    given = {}
+    for name in args.trial_flags:
+        values = getattr(args, name)
+        if values is None:
+            continue
+        ranges = [v for v in values if isinstance(v, Range)]
+        if ranges and len(values) > 1:
+            raise ConfigError(f"{flag(name)} takes one range or a list of values, not both ({' '.join(map(str, values))})")
+        given[name] = ranges[0] if ranges else values
+    return given
+
+
 def plan_resume(args, storage_path: str) -> tuple[str, Grid, SweepSettings, str | None, dict]:
-    grid_given = [flag(f) for f in (*args.trial_flags, "seeds", "subset") if getattr(args, f) is not None]
-    if args.grid or grid_given:
-        raise ConfigError(f"--resume continues the experiment as it was started; drop {' '.join(grid_given) or '--grid'}")
+    grid_given = [flag(f) for f in (*args.trial_flags, *GRID_FLAGS) if getattr(args, f) is not None]
+    if args.extend and args.resume:
+        raise ConfigError("--resume and --extend are two ways to continue an experiment; give one "
+                          "(--extend also finishes the trials an interruption left)")
+    if args.grid and args.extend:
+        raise ConfigError("--extend adds to the experiment's own grid; drop --grid (give the values to add instead)")
+    if args.grid or grid_given and not args.extend:
+        raise ConfigError(f"--resume continues the experiment as it was started; drop {' '.join(grid_given) or '--grid'}"
+                          + (" (or add trials with --extend)" if grid_given else ""))
     if args.name is not None:
         check_name(args.name)
         lock.check_free(storage.local_folder(storage_path, args.name))  # before a pull could touch a running sweep's mirror
@@ -104,16 +118,70 @@ def plan_resume(args, storage_path: str) -> tuple[str, Grid, SweepSettings, str 
                               f"{getattr(recorded, field.name)}); drop it")
     settings = dataclasses.replace(recorded, **new)
     changed = {k: [getattr(recorded, k), v] for k, v in new.items() if getattr(recorded, k) != v}
+    if args.extend:
+        extended = override(grid, overrides(args), seeds=args.seeds, subset=args.subset, search=args.search,
+                            num_samples=args.num_samples, search_seed=args.search_seed)
+        added = check_extension(grid, extended)
+        changed["extended"] = added  # said and recorded with the run
+        grid = extended
     return grid_name, grid, settings, args.data_dir or data_folder, changed
+
+
+def check_extension(old: Grid, new: Grid) -> dict:
+    """What `new` adds to experiment grid `old`; a ConfigError when it would change or drop what
+    `old`'s trials are (they ran as recorded), or adds nothing."""
+    def refuse(what: str):
+        raise ConfigError(f"--extend adds trials to an experiment; {what}")
+
+    if new.subset != old.subset:
+        refuse(f"its trials were trained on {old.subset or 'all'} images: drop --subset (a new data subset is a new experiment)")
+    for name in ("search", "search_seed"):
+        if getattr(new, name) != getattr(old, name):
+            refuse(f"it is a {old.search} search with seed {old.search_seed}: drop {flag(name)}")
+    if new.ranges != old.ranges:
+        changed = sorted(set(new.ranges.items()) ^ set(old.ranges.items()))
+        refuse(f"the searched ranges are fixed once it ran ({', '.join(f'{flag(n)} {r}' for n, r in changed)})")
+    added = {}
+    for name in TRIAL_FIELDS:
+        before, after = old.values(name), new.values(name)
+        dropped = [v for v in before if v not in after]
+        if dropped and name in new.searched() and name not in old.searched():
+            dropped = []  # a choice field that becomes searched: its old value is still among the choices
+        if dropped:
+            refuse(f"{flag(name)} {' '.join(map(str, after))} drops {name} "
+                   f"{' '.join(map(str, dropped))} of trials already run; give the old values too, "
+                   f"e.g. {flag(name)} {' '.join(map(str, [*before, *[v for v in after if v not in before]]))}")
+        if set(after) - set(before):
+            added[name] = [v for v in after if v not in before]
+    if new.num_samples < old.num_samples:
+        refuse(f"it has {old.num_samples} samples per point: --num-samples can only grow")
+    if new.num_samples > old.num_samples:
+        added["num_samples"] = [old.num_samples, new.num_samples]
+    if not added:
+        refuse("these flags add nothing to it (more --seeds, a new value on an axis, or more --num-samples)")
+    return added
 
 
 def plan(args) -> tuple[str, Grid, SweepSettings, str | None, dict]:
     """Everything the sweep needs, validated: grid name, grid, settings, data dir, settings changed on resume."""
-    check_address(args.address or os.environ.get("RAY_ADDRESS"), "--address" if args.address else "RAY_ADDRESS")
-    if args.resume:
-        return plan_resume(args, storage.check_storage(args.storage_path or str(storage.DEFAULT_STORAGE)))
+    address = args.address or os.environ.get("RAY_ADDRESS")
+    preflight.check_address(address, "--address" if args.address else "RAY_ADDRESS")
+    planned = plan_resume(args, storage.check_storage(args.storage_path or str(storage.DEFAULT_STORAGE))) \
+        if args.resume or args.extend and args.name is not None else plan_new(args)
+    settings = planned[2]
+    if address:
+        preflight.check_reachable(address)
+    else:  # the embedded Ray will have this machine, no more
+        preflight.check_fits_this_machine(settings.cpus_per_trial, settings.gpus_per_trial)
+    return planned
+
+
+def plan_new(args) -> tuple[str, Grid, SweepSettings, str | None, dict]:
+    if args.extend:
+        raise ConfigError("--extend adds trials to an existing experiment: give --name (its folder under --storage-path)")
     grid_name = args.grid or "paper"
-    grid = resolve(grid_name, {f: getattr(args, f) for f in args.trial_flags}, seeds=args.seeds, subset=args.subset)
+    grid = resolve(grid_name, overrides(args), seeds=args.seeds, subset=args.subset, search=args.search,
+                   num_samples=args.num_samples, search_seed=args.search_seed)
     storage_path = storage.check_storage(args.storage_path or str(storage.DEFAULT_STORAGE))
     name = args.name if args.name is not None else experiment.default_name(grid_name)
     settings = SweepSettings(storage_path=storage_path, name=name, **given_settings(args))
@@ -163,7 +231,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m tune_ae.run") -> 
     try:
         grid_name, grid, settings, data_dir, changed = plan(args)
         data = load_data(data_dir, grid.subset)
-        settings, created = claim(settings, default_name=args.name is None and not args.resume, resuming=args.resume)
+        continuing = args.resume or args.extend
+        settings, created = claim(settings, default_name=args.name is None and not continuing, resuming=continuing)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return USAGE_ERROR
@@ -260,8 +329,9 @@ def sweep_and_report(args, argv, grid_name, grid, settings, data, data_dir, chan
     address = args.address or os.environ.get("RAY_ADDRESS")
     folder = storage.local_folder(settings.storage_path, settings.name)
     try:
-        outcome = sweep.run(grid_name, grid, settings, data, bool(args.resume), address, changed=changed,
-                            command=[Path(sys.executable).name, "-m", "tune_ae.run", *argv])
+        extended = changed.pop("extended", None)
+        outcome = sweep.run(grid_name, grid, settings, data, bool(args.resume or args.extend), address, changed=changed,
+                            command=[Path(sys.executable).name, "-m", "tune_ae.run", *argv], extended=extended)
     except ConfigError as err:  # found once Ray is up: resources, cluster, storage not shared
         print(f"error: {err}", file=sys.stderr)
         return USAGE_ERROR

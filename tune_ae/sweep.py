@@ -11,7 +11,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -24,8 +23,8 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 import tune_ae
-from tune_ae import callbacks, experiment, ray_internals, signals, storage, tuner
-from tune_ae.config import ConfigError, SweepSettings, TrialConfig
+from tune_ae import callbacks, experiment, preflight, ray_internals, signals, storage, tuner
+from tune_ae.config import TRIAL_FIELDS, ConfigError, SweepSettings, TrialConfig
 from tune_ae.data import FashionMNIST
 from tune_ae.grids import Grid
 from tune_ae.trainable import train_autoencoder
@@ -56,20 +55,6 @@ def deadline(seconds: int, message: str):
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
-
-
-def check_reachable(address: str) -> None:
-    """A TCP connection to HOST:PORT, so that a wrong address fails at once instead of retrying for minutes."""
-    if address == "auto":
-        return  # ray.init finds the local cluster's address itself, or raises ConnectionError
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
-        raise ConfigError(f"--address {address!r} is not HOST:PORT (e.g. 10.0.0.5:6379) or 'auto'")
-    try:
-        socket.create_connection((host, int(port)), timeout=10).close()
-    except OSError as err:
-        raise ConfigError(f"no Ray cluster answers at {address} ({err.strerror or err}); "
-                          "check the address, or drop --address (and RAY_ADDRESS) to run on this machine") from None
 
 
 def private_token() -> Path | None:
@@ -124,11 +109,13 @@ def start_ray(address: str | None) -> None:
             ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
         signals.install()
         return
-    check_reachable(address)
+    preflight.check_reachable(address)
     try:
         with deadline(CONNECT_TIMEOUT_S, f"the Ray cluster at {address} did not answer within {CONNECT_TIMEOUT_S} s; "
                                          "check that it runs Ray 2.60.0 and that its token is set (RAY_AUTH_TOKEN)"), \
                 core_log_aside() as core_log, signal_during_start():
+            if ray_internals.token_refused(address):  # at once, where ray.init takes ~20 s to give up
+                raise ConnectionError("authentication: the cluster refused the token")
             ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING, runtime_env=shipped_code())
         signals.install()
     except ConnectionError as err:
@@ -171,18 +158,10 @@ def core_log_aside():
 def check_resources(request: dict, remote: bool) -> None:
     """Refuse a per-trial request that no live node can meet (it would stay pending forever)."""
     nodes = [n["Resources"] for n in ray.nodes() if n["Alive"]]
-    need_cpu, need_gpu = request["cpu"], request["gpu"]
-    if any(n.get("CPU", 0) >= need_cpu and n.get("GPU", 0) >= need_gpu for n in nodes):
-        return
-    biggest = max(nodes, key=lambda n: (n.get("GPU", 0), n.get("CPU", 0)), default={})
-    message = (f"no node can run a trial that asks for {need_cpu:g} CPU(s) and {need_gpu:g} GPU(s): "
-               f"the largest has {biggest.get('CPU', 0):g} CPU(s) and {biggest.get('GPU', 0):g} GPU(s); "
-               "lower --cpus-per-trial or --gpus-per-trial")
-    if not remote:
-        raise ConfigError(message)
-    # An autoscaling cluster may add such a node; the pending watchdog ends the wait if none comes.
-    logging.getLogger(__name__).warning(message)
-    print(f"warning: {message} (waiting for the cluster to scale up, at most --pending-timeout)")
+    message = preflight.check_fits(request["cpu"], request["gpu"], nodes, remote)
+    if message:  # An autoscaling cluster may add such a node; the pending watchdog ends the wait if none comes.
+        logging.getLogger(__name__).warning(message)
+        print(f"warning: {message} (waiting for the cluster to scale up, at most --pending-timeout)")
 
 
 @ray.remote(num_cpus=0)
@@ -244,11 +223,24 @@ def log_to_folder(folder: Path) -> None:
         logging.getLogger(name).handlers = []
 
 
+def finished_trials(folder: Path) -> list[dict]:
+    """Configs of the trials in `folder` that finished (done, or stopped early by ASHA), each with
+    "value": its last val_loss (what Tune's searcher was told). A fresh Tuner leaves them be."""
+    from tune_ae import results
+
+    trials = results.load_trials(folder)
+    finished = trials[trials["status"].isin(results.FINISHED)]
+    return [{**{name: row[name] for name in TRIAL_FIELDS}, "value": row["final_val_loss"]}
+            for row in finished.to_dict("records")]
+
+
 def adopt_trial_folders(folder: Path, grid: Grid) -> None:
     """Before a fresh Tuner continues an experiment whose Tune state is gone: trial folders under
     another name (Tune's default, from an older tune_ae) are renamed to the name this Tuner gives
     the same config, so that their checkpoints are found; folders of no trial of the grid are
     kept, moved out of the way."""
+    if not grid.known_in_advance:
+        return  # an optuna search's trials are not known before it runs: every folder is its own
     expected = {tuner.folder_name(c.to_dict()) for c in grid.trial_configs()}
     strays = []
     for params in folder.glob("*/" + ray_internals.PARAMS_FILE):
@@ -273,9 +265,11 @@ def adopt_trial_folders(folder: Path, grid: Grid) -> None:
 
 def run(grid_name: str, grid: Grid, settings: SweepSettings, data: FashionMNIST, resuming: bool,
         address: str | None = None, trainable: Callable = train_autoencoder, changed: dict | None = None,
-        command: list[str] | None = None) -> Outcome:
+        command: list[str] | None = None, extended: dict | None = None) -> Outcome:
     """Run (or resume) the sweep to its end, or to the first stop signal; returns where its files are.
 
+    `extended`: what an --extend adds to the recorded grid (`grid` is the grown one). A new
+    Tuner then runs the trials that have not finished, old ones interrupted included.
     The caller holds the experiment folder's lock (lock.py).
     """
     folder = storage.local_folder(settings.storage_path, settings.name)
@@ -293,15 +287,24 @@ def run(grid_name: str, grid: Grid, settings: SweepSettings, data: FashionMNIST,
         folder.mkdir(parents=True, exist_ok=True)
         log_to_folder(folder)
         problem = tuner.unusable_state(folder) if resuming else None
-        restart = resuming and (problem is not None or not tuner.can_resume(uri))
+        restart = resuming and (extended is not None or problem is not None or not tuner.can_resume(uri))
         data_info = {"folder": data.folder, "subset": grid.subset,
                      "train_images": len(data.train_images), "test_images": len(data.test_images)}
         this_run = {**experiment.this_run(address, command), "changed_settings": changed or {}, "restarted": restart}
-        experiment.write_meta(folder, grid_name, grid, settings, data_info, this_run)
+        if extended is not None:
+            this_run["extended"] = extended
+        experiment.write_meta(folder, grid_name, grid, settings, data_info, this_run, new_grid=extended is not None)
         storage.push(settings.storage_path, settings.name, [experiment.META_FILE])
 
         watchdog = callbacks.PendingWatchdog(settings.pending_timeout_s)
-        configs = [c.to_dict() for c in grid.trial_configs()]
+        finished = finished_trials(folder) if restart else None
+        # What the progress lines count and label: the trials this Tuner runs.
+        configs = [c.to_dict() for c in grid.trial_configs()] if grid.known_in_advance \
+            else [p for p in grid.points() for _ in range(grid.num_samples)]
+        if finished:
+            keys = {tuple(c[n] for n in TRIAL_FIELDS) for c in finished}
+            configs = [c for c in configs if tuple(c.get(n) for n in TRIAL_FIELDS) not in keys] \
+                if grid.known_in_advance else configs[len(finished):]
         hooks = [callbacks.Progress(grid.swept(), configs, folder=folder), watchdog]
         sweep = None
         if resuming and not restart:
@@ -314,12 +317,16 @@ def run(grid_name: str, grid: Grid, settings: SweepSettings, data: FashionMNIST,
                 problem = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
                 restart = True
                 experiment.add_to_last_run(folder, {"restarted": True})
-        if restart:  # no usable Tune state: a new Tuner, whose trials continue from their folders' checkpoints
+        if restart and extended is not None:
+            added = ", ".join(f"{k} {' '.join(map(str, v))}" for k, v in extended.items())
+            print(f"{settings.name}: extended ({added}); {len(finished)} finished trial(s) kept as they are")
+        elif restart:  # no usable Tune state: a new Tuner, whose trials continue from their folders' checkpoints
             why = f"Tune's saved state is unusable ({problem})" if problem else "it has no Tune state yet (stopped before its first save)"
             print(f"{settings.name}: {why}; continuing every trial from the checkpoints in its folder")
+        if restart:
             adopt_trial_folders(folder, grid)
         if sweep is None:
-            sweep = tuner.build_tuner(grid, settings, data, trainable, hooks)
+            sweep = tuner.build_tuner(grid, settings, data, trainable, hooks, finished=finished)
         for key, (old, new) in (changed or {}).items():  # said once the checks let them take effect
             print(f"resume: {key} {old} -> {new}")
         print(f"{'resuming' if resuming else 'running'} {settings.name}: {len(configs)} "
@@ -331,7 +338,8 @@ def run(grid_name: str, grid: Grid, settings: SweepSettings, data: FashionMNIST,
         clock = time.perf_counter()
         timings["checks_s"] = clock - timings["ray_start_s"] - started
         try:
-            sweep.fit()
+            if configs:  # an extension or a restart may find every trial finished
+                sweep.fit()
         finally:
             signals.fit_ended()
         timings["fit_s"] = time.perf_counter() - clock

@@ -13,8 +13,9 @@ from typing import Callable
 import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search import BasicVariantGenerator
 
-from tune_ae import ray_internals, storage
+from tune_ae import ray_internals, search, storage
 from tune_ae.callbacks import EpochLog
 from tune_ae.config import TRIAL_FIELDS, SweepSettings, TrialConfig, concurrent_trials
 from tune_ae.data import FashionMNIST
@@ -43,7 +44,7 @@ def gpus_per_trial(settings: SweepSettings, n_trials: int) -> float:
 
 def trial_resources(grid: Grid, settings: SweepSettings) -> dict:
     # Always name the CPUs: a GPU-only request would ask Ray for 0 CPUs per trial.
-    return {"cpu": settings.cpus_per_trial, "gpu": gpus_per_trial(settings, len(grid.trial_configs()))}
+    return {"cpu": settings.cpus_per_trial, "gpu": gpus_per_trial(settings, grid.n_trials)}
 
 
 def param_space(grid: Grid) -> dict:
@@ -99,21 +100,48 @@ def run_config(settings: SweepSettings, callbacks: list) -> tune.RunConfig:
     )
 
 
+def asha(grid: Grid):
+    # Epochs, not Tune's training_iteration: a trial resumed from a checkpoint newer than
+    # Tune's saved state counts iterations from that state, epochs from the checkpoint.
+    options = {"time_attr": "epoch", "max_t": grid.max_epochs, "grace_period": min(10, grid.max_epochs)}
+    if grid.search == "grid":
+        return ASHAScheduler(**options)
+    return search.PointwiseASHA(grid.point_fields(), METRIC, MODE, **options)  # a search: trials meet their point's
+
+
+def to_run(grid: Grid, finished: list[dict] | None) -> tuple[dict, object, int]:
+    """(param space, search algorithm, trials) for Tune: the grid's product as grid_search; or,
+    for a random search or a fresh Tuner on a folder that has finished trials (an extension, a
+    lost Tune state), the listed configs that have not finished (so that those are left as they
+    are); or the per-point Optuna searcher."""
+    done = {tuple(c[n] for n in TRIAL_FIELDS) for c in finished or []}
+    if grid.search == "optuna":
+        searcher = search.PointwiseOptuna(grid, METRIC, MODE, [(c, c["value"]) for c in finished or []
+                                                                if c.get("value") is not None])
+        return {}, searcher, searcher.total
+    if grid.search == "grid" and finished is None:
+        return param_space(grid), None, 1
+    configs = [c.to_dict() for c in grid.trial_configs()]
+    todo = sorted((c for c in configs if tuple(c[n] for n in TRIAL_FIELDS) not in done), key=lambda c: -c["hidden"])
+    # Each listed config replaces one sample of a space that names every field (Tune refuses a
+    # preset key its space lacks) with no value of its own (None: nothing to check it against).
+    space = {name: None for name in TRIAL_FIELDS}
+    return space, BasicVariantGenerator(points_to_evaluate=todo), len(todo)  # widest first, as param_space
+
+
 def build_tuner(grid: Grid, settings: SweepSettings, data: FashionMNIST, trainable: Callable = train_autoencoder,
-                callbacks: list | None = None) -> tune.Tuner:
-    scheduler = None
-    if settings.scheduler == "asha":
-        # Epochs, not Tune's training_iteration: a trial resumed from a checkpoint newer than
-        # Tune's saved state counts iterations from that state, epochs from the checkpoint.
-        scheduler = ASHAScheduler(time_attr="epoch", max_t=grid.max_epochs,
-                                  grace_period=min(10, grid.max_epochs))
+                callbacks: list | None = None, finished: list[dict] | None = None) -> tune.Tuner:
+    """A new Tuner of `grid`; `finished`: configs (with "value", the metric) of trials already finished
+    in the folder, not run again."""
+    space, search_alg, num_samples = to_run(grid, finished)
     return tune.Tuner(
         wrapped_trainable(grid, settings, data, trainable),
-        param_space=param_space(grid),
+        param_space=space,
         # Reuse: a trial with the same resources as a finished one runs in its process, skipping
         # a worker start and `import torch` (~3 s each). Results cannot depend on what ran there
         # before: each trial sets its threads, owns its random streams and builds its own state.
-        tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, scheduler=scheduler, reuse_actors=True,
+        tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, scheduler=asha(grid) if settings.scheduler == "asha" else None,
+                                    search_alg=search_alg, num_samples=num_samples, reuse_actors=True,
                                     trial_dirname_creator=trial_folder_name),
         run_config=run_config(settings, callbacks or []),
     )

@@ -20,6 +20,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from tune_ae import labels
+from tune_ae.experiment import recorded_grid
 from tune_ae.report.tables import RECONSTRUCTION_SEED, Tables, spread_columns
 
 SCREEN_DPI = 100  # the PNGs are for report.md on a screen; print from the PDFs (vector)
@@ -128,6 +129,50 @@ def width_figure(tables: Tables) -> Figure:
     return fig
 
 
+def parallel_coordinates(tables: Tables) -> Figure:
+    """A search's samples: a panel per point, an axis per searched field (log where its range is,
+    a choice field's values in order), a line per finished sample coloured by its final val_loss
+    as a multiple of PCA's, the best drawn last and thick."""
+    grid = recorded_grid(tables.meta)
+    searched, points = grid.searched(), grid.point_fields() or ["hidden"]
+    finished = tables.summary[tables.summary["status"].isin(("done", "stopped early"))].dropna(subset=["final_val_loss"])
+    finished = finished.assign(x_pca=finished["final_val_loss"] / finished["pca_val_mse"])
+    groups = list(finished.groupby(points, sort=True))
+    fig, axes = plt.subplots(len(groups), 1, figsize=(1.8 * len(searched) + 3, 2.8 * len(groups)), squeeze=False,
+                             layout="constrained")
+    norm = plt.matplotlib.colors.LogNorm(vmin=finished["x_pca"].min(), vmax=max(finished["x_pca"].max(),
+                                                                                finished["x_pca"].min() * 1.01))
+    positions = {}  # field -> function from a value to [0, 1]
+    for name in searched:
+        r = grid.ranges.get(name)
+        if r is None:
+            choices = list(grid.values(name))
+            positions[name] = lambda v, c=choices: c.index(v) / max(1, len(c) - 1)
+        elif r.log:
+            positions[name] = lambda v, r=r: (np.log(v) - np.log(r.low)) / (np.log(r.high) - np.log(r.low))
+        else:
+            positions[name] = lambda v, r=r: (v - r.low) / (r.high - r.low)
+    for ax, (key, at) in zip(axes[:, 0], groups):
+        at = at.sort_values("x_pca", ascending=False)  # the best last, on top
+        for i, (_, row) in enumerate(at.iterrows()):
+            ys = [positions[name](row[name]) for name in searched]
+            best = i == len(at) - 1
+            ax.plot(range(len(searched)), ys, color=plt.cm.viridis_r(norm(row["x_pca"])),
+                    linewidth=2.5 if best else 1, alpha=1 if best else 0.6)
+        ax.set_xticks(range(len(searched)), labels=[f"{n}\n{grid.ranges[n]}" if n in grid.ranges else
+                                                    f"{n}\n{'/'.join(map(str, grid.values(n)))}" for n in searched],
+                      fontsize=8)
+        ax.set_yticks([0, 1], labels=["low", "high"], fontsize=8)
+        ax.set_xlim(-0.2, len(searched) - 0.8)
+        for x in range(len(searched)):
+            ax.axvline(x, color="grey", linewidth=0.5)
+        title = labels.label(dict(zip(points, key if isinstance(key, tuple) else (key,))), points, assign=" = ", sep=", ")
+        ax.set_title(f"{title}: {len(at)} sample(s), best {at['x_pca'].min():.3g}x PCA", fontsize=10)
+    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap="viridis_r"), ax=axes[:, 0].tolist(),
+                 label="final val_loss / PCA's (k = h)")
+    return fig
+
+
 def always(tables: Tables) -> bool:
     return True
 
@@ -159,4 +204,8 @@ FIGURES = (
           f"Top row: random validation images (seed {RECONSTRUCTION_SEED}). Below: each trial's reconstruction "
           "from its final checkpoint.",
           reconstructions, vector=False),
+    Entry("search", "The search's samples",
+          "A panel per point, an axis per searched field from the low end of its range to the high one, a line "
+          "per finished sample coloured by its final val_loss as a multiple of PCA's; the best is the thick one.",
+          parallel_coordinates, tight=False, applies=lambda tables: tables.search is not None and not tables.search.empty),
 )

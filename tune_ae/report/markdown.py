@@ -20,7 +20,7 @@ from tune_ae.report.tables import Tables, spread_columns
 
 def report(tables: Tables, figures: Iterable) -> str:
     """The whole of report.md; `figures` is figures.FIGURES (entries with stem, title, caption, applies)."""
-    sections = [header(tables), against_pca(tables)]
+    sections = [header(tables), against_pca(tables), search_section(tables)]
     sections += [figure_section(entry) for entry in figures if entry.applies(tables)]
     sections += [summary_section(tables), unfinished_section(tables.trials), unreadable_section(tables)]
     return "\n".join(section for section in sections if section)
@@ -61,6 +61,31 @@ mean final loss over PCA's with k = h components; `dead units` is the mean numbe
 never active on the validation set. The mean image gives {tables.reference['mean_image_mse']:.4g}.
 
 {spread_table(tables.spread)}
+"""
+
+
+def search_section(tables: Tables) -> str:
+    """A search's best sample per point and what mattered; nothing for a grid."""
+    if tables.search is None:
+        return ""
+    grid = recorded_grid(tables.meta)
+    searched = ", ".join(f"{name} {grid.ranges[name]}" if name in grid.ranges else
+                         f"{name} among {'/'.join(map(str, grid.values(name)))}" for name in grid.searched())
+    shown = tables.search.rename(columns={"pca": "PCA k=h", "x_pca": "x PCA", "recipe_x_pca": "recipe x PCA"})
+    return f"""## The search
+
+A {grid.search} search (seed {grid.search_seed}) of {grid.num_samples} sample(s) per point over {searched}.
+Per point, the sample with the lowest final val_loss; `samples` counts the finished ones; `recipe x PCA`
+is the report's own settings where a sample has them all.
+
+{table(shown)}
+
+### What mattered
+
+Each searched field's share of the variance of the final val_loss at each point (Optuna's fANOVA,
+on the finished samples; empty below 3 samples).
+
+{table(tables.importance)}
 """
 
 

@@ -22,7 +22,8 @@ import torch
 from tune_ae import baselines, labels, results, train
 from tune_ae.config import TRIAL_FIELDS, default
 from tune_ae.data import SIDE, DataError, FashionMNIST, load_fashion_mnist
-from tune_ae.experiment import read_meta
+from tune_ae.experiment import read_meta, recorded_grid
+from tune_ae.grids import Grid
 
 CPU = torch.device("cpu")  # the report runs where the results are, often a machine without a GPU
 RECONSTRUCTION_SEED = 0  # the same validation images in every report of every experiment
@@ -49,6 +50,10 @@ class Tables:
     reference: dict  # mean_image_mse and raw_pixel_probe_accuracy of the data set
     # ("original", the validation images), then (trial label, its reconstructions), each (n, 28, 28) in [0, 1]
     reconstructions: list[tuple[str, np.ndarray]]
+    # A search's (random, optuna) per point: its best sample against PCA and the recipe (`search_table`), and
+    # each searched field's importance for val_loss there (`importance`). None for a grid.
+    search: pd.DataFrame | None = None
+    importance: pd.DataFrame | None = None
 
 
 def build(folder: str | Path, data_dir: str | None = None) -> Tables:
@@ -78,8 +83,13 @@ def build(folder: str | Path, data_dir: str | None = None) -> Tables:
         load_model.cache_clear()  # a hundred models are no use in memory once their outputs are taken
     summary = summary_table(trials, extra)
     spread = seed_spread(summary)
+    grid = recorded_grid(meta)
+    searched = grid.searched()
+    search = search_table(summary, grid) if searched else None
     return Tables(folder=folder, meta=meta, epochs=epochs, trials=trials, left_out=left_out, summary=summary,
-                  spread=spread, findings=findings(spread), reference=reference, reconstructions=images)
+                  spread=spread, findings=search_findings(search, searched) if searched else findings(spread),
+                  reference=reference, reconstructions=images, search=search,
+                  importance=importance(summary, grid) if searched else None)
 
 
 def experiment_data(folder: str | Path, data_dir: str | None = None) -> FashionMNIST:
@@ -244,3 +254,70 @@ def findings(spread: pd.DataFrame) -> list[str]:
                      f"{mine.iloc[0]['x_pca']:.2g}x")
         lines.append(text + ".")
     return lines
+
+
+def search_table(summary: pd.DataFrame, grid: Grid) -> pd.DataFrame:
+    """Per point of a search: how many samples finished, the best one's searched values, its
+    final val_loss and PCA's at k = h, the ratio, and the report's recipe where the experiment
+    holds a trial with TrialConfig's defaults for every searched field (else NaN)."""
+    searched, points = grid.searched(), grid.point_fields() or ["hidden"]
+    finished = summary[summary["status"].isin(results.FINISHED)]
+    rows = []
+    for key, at in finished.groupby(points, sort=True):
+        best = at.loc[at["final_val_loss"].idxmin()]
+        recipe = at[np.logical_and.reduce([at[c] == default(c) for c in searched])] if searched else at.iloc[:0]
+        rows.append({**dict(zip(points, key if isinstance(key, tuple) else (key,))), "samples": len(at),
+                     **{c: best[c] for c in searched}, "val_loss": best["final_val_loss"], "pca": best["pca_val_mse"],
+                     "x_pca": best["final_val_loss"] / best["pca_val_mse"],
+                     "recipe_x_pca": recipe["final_val_loss"].mean() / best["pca_val_mse"] if len(recipe) else np.nan})
+    return pd.DataFrame(rows, columns=[*points, "samples", *searched, "val_loss", "pca", "x_pca", "recipe_x_pca"])
+
+
+def search_findings(search: pd.DataFrame, searched: list[str]) -> list[str]:
+    """Per point: how close the best tuned autoencoder gets to PCA, with the recipe's value beside it."""
+    lines = []
+    for _, row in search.iterrows():
+        where = labels.label(row, [c for c in search.columns[:list(search.columns).index("samples")]], assign=" = ",
+                             sep=", ")
+        recipe = (f"the report's recipe {row['recipe_x_pca']:.3g}x" if pd.notna(row["recipe_x_pca"])
+                  else "the report's recipe is not among the samples")
+        lines.append(f"At {where} the best of {int(row['samples'])} sampled configurations "
+                     f"({labels.configuration_label(row, searched)}) reaches {row['x_pca']:.3g}x PCA's error "
+                     f"({row['val_loss']:.4g} against {row['pca']:.4g}); {recipe}.")
+    return lines
+
+
+def importance(summary: pd.DataFrame, grid: Grid) -> pd.DataFrame:
+    """Per point, each searched field's share of the variance of final val_loss (Optuna's fANOVA
+    evaluator, seeded, on the finished samples told to an in-memory study). NaN where a point has
+    fewer than 3 finished samples: too few to apportion anything."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    searched, points = grid.searched(), grid.point_fields() or ["hidden"]
+    distributions = {}
+    for name in searched:
+        r = grid.ranges.get(name)
+        if r is None:
+            distributions[name] = optuna.distributions.CategoricalDistribution(list(grid.values(name)))
+        elif isinstance(r.low, int) and isinstance(r.high, int):
+            distributions[name] = optuna.distributions.IntDistribution(int(r.low), int(r.high), log=r.log)
+        else:
+            distributions[name] = optuna.distributions.FloatDistribution(float(r.low), float(r.high), log=r.log)
+    finished = summary[summary["status"].isin(results.FINISHED) & summary["final_val_loss"].notna()]
+    rows = []
+    for key, at in finished.groupby(points, sort=True):
+        row = dict(zip(points, key if isinstance(key, tuple) else (key,)))
+        shares = {name: np.nan for name in searched}
+        if len(at) >= 3:
+            study = optuna.create_study(direction="minimize")
+            for _, trial in at.iterrows():
+                params = {n: trial[n].item() if hasattr(trial[n], "item") else trial[n] for n in searched}
+                study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions,
+                                                          value=float(trial["final_val_loss"])))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # Optuna's note that fANOVA is experimental, per call
+                shares.update(optuna.importance.get_param_importances(
+                    study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0), normalize=True))
+        rows.append({**row, "samples": len(at), **shares})
+    return pd.DataFrame(rows, columns=[*points, "samples", *searched])

@@ -1,0 +1,146 @@
+"""A search's Tune parts: Optuna's TPE and ASHA, each run separately at every point of the grid.
+
+Tune runs one searcher and one scheduler per Tuner. Over a study of several widths that would
+be wrong twice: TPE would spend its samples on the width that scores best, and ASHA would stop
+every small-width trial because wide ones reach lower losses. So both are kept per point (the
+values of the fields that are not searched, grids.Grid.points): each point gets its own
+`OptunaSearch` and its own `ASHAScheduler`, and `num_samples` trials. What they do at a point
+is exactly Tune's and Optuna's own; only the routing is here.
+"""
+
+from __future__ import annotations
+
+import pickle
+from typing import Mapping
+
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.search import Searcher
+
+from tune_ae.config import field_type
+from tune_ae.grids import Grid
+
+
+def domains(grid: Grid) -> dict:
+    """Tune's search space of the searched fields: a Range as (log)uniform or (log)randint, both
+    ends included; a choice field's values as tune.choice."""
+    space = {}
+    for name in grid.searched():
+        r = grid.ranges.get(name)
+        if r is None:
+            space[name] = tune.choice(list(grid.values(name)))
+        elif field_type(name) is int:
+            space[name] = (tune.lograndint if r.log else tune.randint)(int(r.low), int(r.high) + 1)
+        else:
+            space[name] = (tune.loguniform if r.log else tune.uniform)(r.low, r.high)
+    return space
+
+
+def point_key(config: Mapping, fields: list[str]) -> tuple:
+    return tuple(config.get(name) for name in fields)
+
+
+class PointwiseOptuna(Searcher):
+    """One OptunaSearch (TPE, seeded) per point, `num_samples` suggestions each; trials already
+    finished at a point (an extended search) are told to its sampler first."""
+
+    def __init__(self, grid: Grid, metric: str, mode: str, finished: list[tuple[dict, float]] = ()):
+        from ray.tune.search.optuna import OptunaSearch
+
+        super().__init__(metric=metric, mode=mode)
+        self.points = grid.points()
+        self.fields = [name for name in self.points[0]] if self.points else []
+        self.key_fields = grid.point_fields()
+        space = domains(grid)
+        self.searchers, self.left = {}, {}
+        for i, point in enumerate(self.points):
+            key = point_key(point, self.key_fields)
+            # Each point its own seed (and so its own random start-up samples), all from the search seed.
+            searcher = OptunaSearch(space=space, metric=metric, mode=mode, seed=grid.search_seed * 100_003 + i)
+            done = [(config, value) for config, value in finished if point_key(config, self.key_fields) == key]
+            for config, value in done:
+                searcher.add_evaluated_point({name: config[name] for name in space}, value)
+            self.searchers[key] = searcher
+            self.left[key] = max(0, grid.num_samples - len(done))
+        self.trial_point: dict[str, tuple] = {}
+
+    @property
+    def total(self) -> int:
+        return sum(self.left.values())
+
+    def set_search_properties(self, metric, mode, config, **spec) -> bool:
+        return True  # given at construction; the param space is the points' and the searched fields'
+
+    def suggest(self, trial_id: str):
+        open_points = [(left, i) for i, left in enumerate(self.left.values()) if left > 0]
+        if not open_points:
+            return Searcher.FINISHED
+        # The point with most samples left, first in order on a tie: the points fill up evenly.
+        _, i = max(open_points, key=lambda t: (t[0], -t[1]))
+        point = self.points[i]
+        key = point_key(point, self.key_fields)
+        suggested = self.searchers[key].suggest(trial_id)
+        if suggested is None or suggested == Searcher.FINISHED:
+            return suggested
+        self.left[key] -= 1
+        self.trial_point[trial_id] = key
+        return {**point, **suggested}
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if trial_id in self.trial_point:
+            self.searchers[self.trial_point[trial_id]].on_trial_result(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if trial_id in self.trial_point:
+            self.searchers[self.trial_point[trial_id]].on_trial_complete(trial_id, result, error=error)
+
+    def save(self, checkpoint_path: str):
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump(self.__dict__, f)
+
+    def restore(self, checkpoint_path: str):
+        with open(checkpoint_path, "rb") as f:
+            self.__dict__.update(pickle.load(f))
+
+
+class PointwiseASHA(FIFOScheduler):
+    """Tune's ASHAScheduler, one per point: a trial is compared with the trials of its own point."""
+
+    def __init__(self, key_fields: list[str], metric: str, mode: str, **asha):
+        super().__init__()
+        self.key_fields, self.metric_, self.mode_, self.asha = key_fields, metric, mode, asha
+        self.by_point: dict[tuple, ASHAScheduler] = {}
+        self.trial_point: dict[str, tuple] = {}
+
+    def set_search_properties(self, metric, mode, **spec) -> bool:
+        return True
+
+    def scheduler(self, trial) -> ASHAScheduler:
+        key = self.trial_point.setdefault(trial.trial_id, point_key(trial.config, self.key_fields))
+        if key not in self.by_point:
+            self.by_point[key] = ASHAScheduler(metric=self.metric_, mode=self.mode_, **self.asha)
+        return self.by_point[key]
+
+    def on_trial_add(self, tune_controller, trial):
+        self.scheduler(trial).on_trial_add(tune_controller, trial)
+
+    def on_trial_result(self, tune_controller, trial, result) -> str:
+        return self.scheduler(trial).on_trial_result(tune_controller, trial, result)
+
+    def on_trial_complete(self, tune_controller, trial, result):
+        self.scheduler(trial).on_trial_complete(tune_controller, trial, result)
+
+    def on_trial_remove(self, tune_controller, trial):
+        self.scheduler(trial).on_trial_remove(tune_controller, trial)
+
+    def debug_string(self) -> str:
+        return f"ASHA per point: {len(self.by_point)} point(s)"
+
+    def save(self, checkpoint_path: str):
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump(self.__dict__, f)
+
+    def restore(self, checkpoint_path: str):
+        with open(checkpoint_path, "rb") as f:
+            self.__dict__.update(pickle.load(f))
+
