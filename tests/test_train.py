@@ -168,3 +168,12 @@ def test_one_epoch_is_pinned_to_its_numbers():
     (metrics,) = train.train(TrialConfig(hidden=16, epochs=1, batch_size=50, seed=0), train_x, val_x)
     assert metrics["train_loss"] == pytest.approx(0.0594659186899662, abs=1e-6)
     assert metrics["val_loss"] == pytest.approx(0.05640973772321429, abs=1e-6)
+
+
+def test_training_treats_subnormal_floats_as_zero_on_the_cpu(tensors):
+    """Adam's moments of units without gradient reach the subnormal range within a few hundred
+    steps; x86 computes with those 10-100x slower (train.flush_denormals)."""
+    supported = torch.set_flush_denormal(False)
+    assert (torch.tensor([1e-39]) * 1.0).item() != 0.0  # a subnormal, kept
+    run(TrialConfig(hidden=8, epochs=1, batch_size=50), tensors)
+    assert (torch.tensor([1e-39]) * 1.0).item() == (0.0 if supported else pytest.approx(1e-39))

@@ -181,6 +181,18 @@ def captured_epoch(state: TrainState, config: TrialConfig, train_x: torch.Tensor
         return None
 
 
+def flush_denormals() -> None:
+    """Treat subnormal floats as zero on the CPU (x86 with SSE3; elsewhere a no-op).
+
+    Adam's moment estimates for units that get no gradient shrink by beta1 every step and
+    reach the subnormal range (below 1.2e-38) after a few hundred steps; x86 computes with
+    those 10-100x slower. Measured on 2-core Intel Xeon VM (6,000 images, h = 64, identity
+    output, lr 2.7e-3, weight decay 1e-5): epochs went from 0.11 s to 1.5 s after epoch 25,
+    and stayed at 0.11 s with this, to the same final val_loss. Process-wide: set again by
+    every run, as workers are reused."""
+    torch.set_flush_denormal(True)
+
+
 def train(
     config: TrialConfig,
     train_x: torch.Tensor,
@@ -189,6 +201,7 @@ def train(
     cuda_graphs: bool = False,
 ) -> Iterator[dict]:
     """Yield each epoch's metrics until `config.epochs`; resumes from `state` when given."""
+    flush_denormals()
     state = state or init_state(config, train_x.device, cuda_graphs)
     while state.epoch < config.epochs:
         yield train_epoch(state, config, train_x, val_x)

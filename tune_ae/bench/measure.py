@@ -126,6 +126,7 @@ def torchvision_root(data: FashionMNIST, into: Path) -> Path:
 
 def baseline_epoch_times(root: Path, hidden: int, epochs: int, subset: int | None, device: torch.device) -> list[float]:
     """The report-style pipeline, as one would write it from the PyTorch tutorials, on `device`."""
+    torch.set_flush_denormal(False)  # the report's pipeline as written: torch's default
     from torch.utils.data import DataLoader, Subset
     from torchvision import datasets, transforms
 
@@ -161,6 +162,7 @@ def our_epoch_times(data: FashionMNIST, hidden: int, epochs: int, precision: str
     """
     config = TrialConfig(hidden=hidden, precision=precision, epochs=epochs + 1)
     train_x, val_x = train.to_device(data.train_images, device), train.to_device(data.test_images, device)
+    train.flush_denormals()  # as train.train does; the baseline's turns it off again (torch's default)
     state = train.init_state(config, device, cuda_graphs)  # the first (warm-up) epoch captures the graph
     train_times, val_times = [], []
     for _ in range(epochs + 1):
