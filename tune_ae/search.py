@@ -51,6 +51,7 @@ class PointwiseOptuna(Searcher):
         self.points = grid.points()
         self.fields = [name for name in self.points[0]] if self.points else []
         self.key_fields = grid.point_fields()
+        self.ranges = dict(grid.ranges)
         space = domains(grid)
         self.searchers, self.left = {}, {}
         for i, point in enumerate(self.points):
@@ -84,7 +85,15 @@ class PointwiseOptuna(Searcher):
             return suggested
         self.left[key] -= 1
         self.trial_point[trial_id] = key
-        return {**point, **suggested}
+        # 4 significant digits, as a random search's samples: readable labels and folder names, and
+        # finer is noise for a hyperparameter (TPE keeps the exact value it drew).
+        return {**point, **{k: self.rounded(k, v) for k, v in suggested.items()}}
+
+    def rounded(self, name: str, value):
+        if not isinstance(value, float):
+            return value
+        r = self.ranges[name]
+        return min(max(float(f"{value:.4g}"), r.low), r.high)  # rounding never leaves the range
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if trial_id in self.trial_point:
