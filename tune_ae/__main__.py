@@ -1,11 +1,11 @@
-"""`tune-ae run|report|bench ...` (also `python -m tune_ae ...`): the three commands under one name."""
+"""`tune-ae run|report|bench|dashboard ...` (also `python -m tune_ae ...`): the commands under one name."""
 
 from __future__ import annotations
 
 import sys
 
-COMMANDS = ("run", "report", "bench")
-USAGE = "usage: tune-ae {run,report,bench} [ARGS...]   (tune-ae COMMAND --help for each)"
+COMMANDS = ("run", "report", "bench", "dashboard")
+USAGE = "usage: tune-ae {run,report,bench,dashboard} [ARGS...]   (tune-ae COMMAND --help for each)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,8 +21,10 @@ def main(argv: list[str] | None = None) -> int:
         from tune_ae.run import main as command_main
     elif command == "report":
         from tune_ae.report.__main__ import main as command_main
-    else:
+    elif command == "bench":
         from tune_ae.bench.__main__ import main as command_main
+    else:
+        from tune_ae.dashboard import main as command_main
     return command_main(rest, prog=f"tune-ae {command}")
 
 

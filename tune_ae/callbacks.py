@@ -136,6 +136,48 @@ class Progress(tune.Callback):
         self.line(trial, f"ERROR after {ray_internals.failures(trial)} failure(s); see {trial.path}/{ray_internals.ERROR_FILE}")
 
 
+class DashboardLog(tune.Callback):
+    """Each trial's start, epochs and end into the experiment's Optuna journal (journal.py), which
+    `tune-ae dashboard` serves. A write that fails (a full disk) or Optuna missing (a GPU machine
+    without it) turns the journal off for this run with one line; the sweep goes on, and the
+    dashboard rebuilds the journal from the tables when it next opens."""
+
+    def __init__(self, folder: str | Path, grid, out: TextIO = sys.stdout):
+        from tune_ae import journal
+
+        self.out, self.recorder = out, None
+        try:
+            self.recorder = journal.Recorder(folder, grid)
+        except Exception as err:  # ImportError, OSError, Optuna's own: the sweep matters more
+            self.off(err)
+
+    def off(self, err: Exception) -> None:
+        self.recorder = None
+        print(f"warning: the dashboard's journal is off for this run ({type(err).__name__}: {err}); "
+              "`tune-ae dashboard` rebuilds it from the tables", file=self.out, flush=True)
+
+    def record(self, method: str, trial: Trial, *args) -> None:
+        if self.recorder is not None:
+            try:
+                getattr(self.recorder, method)(Path(trial.path).name, trial.config, *args)
+            except Exception as err:
+                self.off(err)
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.record("start", trial)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.record("epoch", trial, result["epoch"], result["val_loss"])
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        result = trial.last_result or {}
+        done = result.get("epoch", 0) >= trial.config["epochs"]
+        self.record("end", trial, "done" if done else "stopped early", result.get("val_loss"))
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.record("end", trial, "error", None, f"failed {ray_internals.failures(trial)} time(s); see {ray_internals.ERROR_FILE}")
+
+
 class PendingWatchdog(tune.Callback, tune.Stopper):
     """Stops the sweep when trials wait and none has run or reported for `limit_s` seconds.
 

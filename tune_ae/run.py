@@ -56,6 +56,8 @@ def build_parser(prog: str = "python -m tune_ae.run") -> Parser:
     r.add_argument("--address", help="join this Ray cluster, HOST:PORT or auto (also $RAY_ADDRESS); "
                    "default: a Ray started for this run on this machine")
     add_setting_flags(r)  # --cpus-per-trial, --scheduler, ...: one per SweepSettings field
+    r.add_argument("--dashboard", nargs="?", type=int, const=8080, metavar="PORT",
+                   help="serve the live page (tune-ae dashboard) on 127.0.0.1:PORT (default 8080) while the sweep runs")
     r.add_argument("--no-report", action="store_true", help="skip figures and report.md (tables are still written)")
     p.set_defaults(trial_flags=trial_flags)
     return p
@@ -328,10 +330,13 @@ def sweep_and_report(args, argv, grid_name, grid, settings, data, data_dir, chan
 
     address = args.address or os.environ.get("RAY_ADDRESS")
     folder = storage.local_folder(settings.storage_path, settings.name)
+    pages: list = []  # the --dashboard process, once started
     try:
         extended = changed.pop("extended", None)
         outcome = sweep.run(grid_name, grid, settings, data, bool(args.resume or args.extend), address, changed=changed,
-                            command=[Path(sys.executable).name, "-m", "tune_ae.run", *argv], extended=extended)
+                            command=[Path(sys.executable).name, "-m", "tune_ae.run", *argv], extended=extended,
+                            on_record=(lambda f: pages.append(start_dashboard(f, args.dashboard)))
+                            if args.dashboard else None)
     except ConfigError as err:  # found once Ray is up: resources, cluster, storage not shared
         print(f"error: {err}", file=sys.stderr)
         return USAGE_ERROR
@@ -339,12 +344,53 @@ def sweep_and_report(args, argv, grid_name, grid, settings, data, data_dir, chan
         if signals.received:  # a second signal cut Tune's stop short: still an interruption
             raise signals.Interrupted(signals.received[0]) from err
         return driver_error(err, folder, f"the sweep failed; {how_to_continue(settings)}", how_to_continue(settings))
+    finally:
+        for page in pages:  # down with Ray: the page shows the journal the sweep writes
+            stop_dashboard(page)
     try:
         return finish(args, settings, data_dir, outcome)
     except Exception as err:
         return driver_error(err, outcome.folder, "the sweep ran, but its tables or report failed; rebuild them with "
                                                  f"{shlex.join(['python', '-m', 'tune_ae.report', str(outcome.folder)])}",
                             how_to_continue(settings))
+
+
+def start_dashboard(folder: Path, port: int):
+    """`python -m tune_ae.dashboard FOLDER --port PORT` beside the sweep; its address, or why
+    not, on the console. The sweep goes on either way."""
+    import socket
+    import subprocess
+
+    page = subprocess.Popen([sys.executable, "-m", "tune_ae.dashboard", str(folder), "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if page.poll() is not None:
+            why = (page.stderr.read().strip().splitlines() or ["it exited"])[-1].removeprefix("error: ")
+            print(f"warning: no dashboard: {why}", flush=True)
+            return page
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            print(f"dashboard: http://127.0.0.1:{port}/ (it stops with the sweep; after it: "
+                  f"{shlex.join(['tune-ae', 'dashboard', str(folder)])})", flush=True)
+            return page
+        except OSError:
+            time.sleep(0.2)
+    print(f"warning: the dashboard did not answer on port {port} within 30 s; the sweep goes on", flush=True)
+    return page
+
+
+def stop_dashboard(page) -> None:
+    """Its clean stop (SIGINT, as Ctrl-C), then a kill if it does not end."""
+    import signal as signal_module
+    import subprocess
+
+    if page.poll() is None:
+        page.send_signal(signal_module.SIGINT)
+        try:
+            page.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            page.kill()
 
 
 def disk_full(folder: Path) -> bool:

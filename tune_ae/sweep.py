@@ -265,11 +265,14 @@ def adopt_trial_folders(folder: Path, grid: Grid) -> None:
 
 def run(grid_name: str, grid: Grid, settings: SweepSettings, data: FashionMNIST, resuming: bool,
         address: str | None = None, trainable: Callable = train_autoencoder, changed: dict | None = None,
-        command: list[str] | None = None, extended: dict | None = None) -> Outcome:
+        command: list[str] | None = None, extended: dict | None = None,
+        on_record: Callable[[Path], None] | None = None) -> Outcome:
     """Run (or resume) the sweep to its end, or to the first stop signal; returns where its files are.
 
     `extended`: what an --extend adds to the recorded grid (`grid` is the grown one). A new
     Tuner then runs the trials that have not finished, old ones interrupted included.
+    `on_record(folder)` is called once the experiment's record and journal exist (run.py's
+    --dashboard starts the page there).
     The caller holds the experiment folder's lock (lock.py).
     """
     folder = storage.local_folder(settings.storage_path, settings.name)
@@ -305,7 +308,9 @@ def run(grid_name: str, grid: Grid, settings: SweepSettings, data: FashionMNIST,
             keys = {tuple(c[n] for n in TRIAL_FIELDS) for c in finished}
             configs = [c for c in configs if tuple(c.get(n) for n in TRIAL_FIELDS) not in keys] \
                 if grid.known_in_advance else configs[len(finished):]
-        hooks = [callbacks.Progress(grid.swept(), configs, folder=folder), watchdog]
+        hooks = [callbacks.Progress(grid.swept(), configs, folder=folder), watchdog, callbacks.DashboardLog(folder, grid)]
+        if on_record:
+            on_record(folder)
         sweep = None
         if resuming and not restart:
             try:

@@ -1,0 +1,185 @@
+"""The live page (dashboard.py) and the journal it serves (journal.py), in a real Chromium:
+during a sweep and after it; a journal cut short; the port in use; Ctrl-C."""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+
+from tune_ae import journal
+from tune_ae.experiment import read_meta, recorded_grid
+
+from conftest import end_session
+
+CHROMIUM = Path(os.environ.get("TUNE_AE_CHROMIUM", "/usr/bin/chromium"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(folder: Path, port: int, *extra: str) -> subprocess.Popen:
+    """`python -m tune_ae.dashboard FOLDER --port PORT`, once it answers."""
+    page = subprocess.Popen([sys.executable, "-m", "tune_ae.dashboard", str(folder), "--port", str(port), *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while True:
+        assert page.poll() is None, page.communicate()[1]
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return page
+        except OSError:
+            assert time.monotonic() < deadline, "the dashboard never answered"
+            time.sleep(0.2)
+
+
+def stop(page: subprocess.Popen) -> tuple[int, str, str]:
+    page.send_signal(signal.SIGINT)  # Ctrl-C
+    out, err = page.communicate(timeout=30)
+    return page.returncode, out, err
+
+
+def trials_of(folder: Path) -> list:
+    storage = journal.open_storage(folder)
+    return optuna.load_study(study_name=folder.name, storage=storage).get_trials()
+
+
+def test_the_drivers_journal_is_what_the_tables_rebuild(smoke_experiment, tmp_path):
+    """Written live by the driver, or rebuilt from the tables: the same trials, states, curves."""
+    folder = tmp_path / "s"
+    shutil.copytree(smoke_experiment[0], folder)
+    live = sorted(trials_of(folder), key=lambda t: t.params["hidden"])
+    journal.rebuild(folder, recorded_grid(read_meta(folder)))
+    rebuilt = sorted(trials_of(folder), key=lambda t: t.params["hidden"])
+    assert [t.params for t in live] == [t.params for t in rebuilt] == [{"hidden": 32}, {"hidden": 64}]
+    assert [t.state.name for t in live] == [t.state.name for t in rebuilt] == ["COMPLETE", "COMPLETE"]
+    assert [t.intermediate_values for t in live] == [t.intermediate_values for t in rebuilt]
+    assert [sorted(t.intermediate_values) for t in live] == [[1, 2, 3], [1, 2, 3]]
+    epochs = pd.read_parquet(folder / "epochs.parquet")
+    assert live[0].value == pytest.approx(epochs[(epochs["hidden"] == 32) & (epochs["epoch"] == 3)]["val_loss"].item())
+
+
+def test_a_journal_cut_short_is_rebuilt_the_port_in_use_is_one_line_and_ctrl_c_stops_it(smoke_experiment, tmp_path):
+    folder = tmp_path / "s"
+    shutil.copytree(smoke_experiment[0], folder)
+    path = journal.path(folder)
+    path.write_bytes(path.read_bytes()[:-25])  # a kill mid-write
+    assert not journal.readable(folder)
+    port = free_port()
+    page = serve(folder, port)
+    try:
+        assert journal.readable(folder) and len(trials_of(folder)) == 2
+        second = subprocess.run([sys.executable, "-m", "tune_ae.dashboard", str(folder), "--port", str(port)],
+                                capture_output=True, text=True, timeout=60)
+        lines = second.stderr.strip().splitlines()
+        assert second.returncode == 2 and len(lines) == 1, second.stderr
+        assert lines[0] == f"error: port {port} on 127.0.0.1 is in use; pass --port with a free one"
+    finally:
+        code, out, err = stop(page)
+    assert code == 0 and "dashboard stopped" in out and "Traceback" not in err, err
+    assert f"dashboard of s: http://127.0.0.1:{port}/" in out
+    wrong = subprocess.run([sys.executable, "-m", "tune_ae.dashboard", str(tmp_path)], capture_output=True, text=True,
+                           timeout=60)
+    assert wrong.returncode == 2 and wrong.stderr.startswith("error: ") and "is not a tune_ae experiment" in wrong.stderr
+    wide = serve(folder, free_port(), "--host", "0.0.0.0")
+    code, out, err = stop(wide)
+    assert code == 0 and "warning: serving on 0.0.0.0" in err and "SSH port forward" in err
+
+
+def trial_panel(page, port: int, number: int) -> dict:
+    """What the trials list shows of trial `number` (its panel, as a person selects it): state,
+    hidden size, and the steps of its learning curve (the intermediate values)."""
+    page.goto(f"http://127.0.0.1:{port}/dashboard/studies/0/trials?numbers={number}")
+    page.wait_for_function(f"document.body.innerText.includes('Trial {number} (trial_id=')", timeout=30_000)
+    text = page.inner_text("body").replace("\t", " ")
+    panel = text[text.index(f"Trial {number} (trial_id="):]
+    curve = panel.split("Intermediate Values", 1)[1].split("Parameter", 1)[0] if "Intermediate Values" in panel else ""
+    hidden = re.search(r"^hidden (\d+)$", panel, flags=re.M)
+    return {"state": panel.splitlines()[1].strip(), "hidden": int(hidden.group(1)) if hidden else None,
+            "epochs": [int(step) for step in re.findall(r"^(\d+) [-0-9.e]+$", curve, flags=re.M)], "text": text}
+
+
+def panels(page, port: int, until, timeout: float = 60) -> dict:
+    """Trial panels by hidden size once `until(panels)` holds, looking again (a person pressing F5)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            found = {p["hidden"]: p for p in (trial_panel(page, port, n) for n in (0, 1))}
+        except Exception:  # the study or its second trial not there yet
+            found = {}
+        if (found and until(found)) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
+
+
+@pytest.fixture
+def browser():
+    if not CHROMIUM.is_file():
+        message = f"Chromium not at {CHROMIUM} (apt-get install -y chromium, or set TUNE_AE_CHROMIUM)"
+        if os.environ.get("CI"):
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        # As root (CI) Chromium needs --no-sandbox.
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"] if os.geteuid() == 0 else [])
+        yield chromium.new_page(viewport={"width": 1400, "height": 1000})
+        chromium.close()
+
+
+EPOCHS = 20
+
+
+def test_the_page_in_a_browser_while_the_sweep_runs_and_after(browser, real_data_dir, tmp_path):
+    """A small sweep with a trial that cannot allocate its model: what a person sees live, then after."""
+    port = free_port()
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "tune_ae.run", "--grid", "smoke", "--hidden", "32", "1000000000", "--epochs", str(EPOCHS),
+         "--batch-size", "10", "--max-failures", "0", "--data-dir", str(real_data_dir), "--storage-path", str(tmp_path),
+         "--name", "live", "--dashboard", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    folder = tmp_path / "live"
+    try:
+        for line in driver.stdout:
+            if line.startswith("dashboard: "):
+                assert line.startswith(f"dashboard: http://127.0.0.1:{port}/"), line
+                break
+        # Live: the narrow trial running, some of its epochs on the page; the other failed.
+        live = panels(browser, port, lambda p: 32 in p and p[32]["state"] == "Running" and p[32]["epochs"])
+        assert driver.poll() is None, "the sweep ended before the page was seen"
+        assert live[32]["state"] == "Running" and 1 <= len(live[32]["epochs"]) < EPOCHS, live
+        out, err = driver.communicate(timeout=300)
+    finally:
+        end_session(driver.pid)
+    assert driver.returncode == 1 and "1 trial(s) failed" in err, err[-2000:]
+
+    # After: the same folder, served on its own; the report is written by now.
+    page = serve(folder, port)
+    try:
+        done = panels(browser, port, lambda p: p.get(32, {}).get("state") == "Complete")
+        assert "2 Trials" in done[32]["text"]
+        assert done[32]["state"] == "Complete" and done[32]["epochs"] == list(range(1, EPOCHS + 1))
+        assert done[1000000000]["state"] == "Fail" and done[1000000000]["epochs"] == []
+        browser.goto(f"http://127.0.0.1:{port}/")
+        assert browser.get_by_role("link", name="report.md").is_visible()
+        assert browser.locator("img[src='/files/figures/loss_curves.png']").count() == 1
+        browser.get_by_role("link", name="Live view").click()
+        browser.wait_for_function("document.body.innerText.includes('Intermediate values')", timeout=30_000)
+        shot = Path(os.environ.get("TUNE_AE_SCREENSHOTS", tmp_path)) / "dashboard.png"
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        browser.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 10_000
+    finally:
+        stop(page)
