@@ -40,7 +40,20 @@ def point_key(config: Mapping, fields: list[str]) -> tuple:
     return tuple(config.get(name) for name in fields)
 
 
-class PointwiseOptuna(Searcher):
+class SavedWhole:
+    """Tune saves a searcher's and a scheduler's state with the experiment and restores it on
+    --resume: here, everything the object holds (the inner OptunaSearch and ASHA objects pickle)."""
+
+    def save(self, checkpoint_path: str):
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump(self.__dict__, f)
+
+    def restore(self, checkpoint_path: str):
+        with open(checkpoint_path, "rb") as f:
+            self.__dict__.update(pickle.load(f))
+
+
+class PointwiseOptuna(SavedWhole, Searcher):
     """One OptunaSearch (TPE, seeded) per point, `num_samples` suggestions each; trials already
     finished at a point (an extended search) are told to its sampler first."""
 
@@ -103,16 +116,8 @@ class PointwiseOptuna(Searcher):
         if trial_id in self.trial_point:
             self.searchers[self.trial_point[trial_id]].on_trial_complete(trial_id, result, error=error)
 
-    def save(self, checkpoint_path: str):
-        with open(checkpoint_path, "wb") as f:
-            pickle.dump(self.__dict__, f)
 
-    def restore(self, checkpoint_path: str):
-        with open(checkpoint_path, "rb") as f:
-            self.__dict__.update(pickle.load(f))
-
-
-class PointwiseASHA(FIFOScheduler):
+class PointwiseASHA(SavedWhole, FIFOScheduler):
     """Tune's ASHAScheduler, one per point: a trial is compared with the trials of its own point."""
 
     def __init__(self, key_fields: list[str], metric: str, mode: str, **asha):
@@ -144,12 +149,4 @@ class PointwiseASHA(FIFOScheduler):
 
     def debug_string(self) -> str:
         return f"ASHA per point: {len(self.by_point)} point(s)"
-
-    def save(self, checkpoint_path: str):
-        with open(checkpoint_path, "wb") as f:
-            pickle.dump(self.__dict__, f)
-
-    def restore(self, checkpoint_path: str):
-        with open(checkpoint_path, "rb") as f:
-            self.__dict__.update(pickle.load(f))
 
