@@ -114,3 +114,15 @@ def test_the_registry():
     nothing_finished = small_tables(spread=small_tables().spread.iloc[:0])
     assert [entry.stem for entry in figures.FIGURES if not entry.applies(nothing_finished)] == ["val_loss_vs_width",
                                                                                                "search"]  # a grid
+
+
+def test_a_searchs_loss_curves_are_a_line_per_sample_and_it_has_no_width_figure():
+    """A search's samples share no configuration: nothing to average, no line per configuration."""
+    built = search_tables()
+    figure = figures.loss_curves(built)
+    try:
+        (ax,) = figure.axes
+        assert len(ax.get_lines()) == built.epochs["trial_id"].nunique()
+    finally:
+        figures.plt.close(figure)
+    assert not next(e for e in figures.FIGURES if e.stem == "val_loss_vs_width").applies(built)

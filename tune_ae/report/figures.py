@@ -35,6 +35,8 @@ def loss_curves(tables: Tables) -> Figure:
     Plain matplotlib: seaborn's relplot took a second and a half to lay out nine panels.
     """
     epochs = tables.epochs
+    if recorded_grid(tables.meta).searched():
+        return search_curves(tables)
     panels = labels.varying(epochs, tuple(name for name in labels.OTHER_FIELDS if name != "seed"))[:2]
     columns = sorted(epochs[panels[0]].unique()) if panels else [None]
     rows = sorted(epochs[panels[1]].unique()) if len(panels) > 1 else [None]
@@ -76,6 +78,29 @@ def loss_curves(tables: Tables) -> Figure:
     # that costs another full draw of every log axis, the slowest part of saving this figure.
     width, height = fig.get_size_inches()
     fig.subplots_adjust(left=0.95 / width, right=1 - 1.3 / width, bottom=0.6 / height, top=1 - 0.35 / height)
+    return fig
+
+
+def search_curves(tables: Tables) -> Figure:
+    """A search's loss curves: every sample its own validation curve (no two share a
+    configuration, so nothing is averaged), a colour per width, one panel."""
+    epochs = tables.epochs
+    widths = sorted(epochs["hidden"].unique())
+    colours = dict(zip(widths, plt.cm.viridis(np.linspace(0, 0.9, len(widths)))))
+    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    trial = "trial_dir" if "trial_dir" in epochs else "trial_id"  # by folder: a trial a new Tuner continued keeps it
+    for (hidden, _), curve in epochs.groupby(["hidden", trial]):
+        ax.plot(curve["epoch"], curve["val_loss"], color=colours[hidden], linewidth=0.8, alpha=0.7)
+    values = epochs["val_loss"][np.isfinite(epochs["val_loss"]) & (epochs["val_loss"] > 0)]
+    ax.set_yscale("log")
+    if len(values):
+        ax.set_ylim(values.min() / 1.1, values.max() * 1.1)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set(xlabel="epoch", ylabel="validation MSE per pixel (log scale)",
+           title=f"{epochs[trial].nunique()} samples; an ASHA-stopped one ends early")
+    ax.legend(handles=[Line2D([], [], color=colours[h], label=labels.trial_label({"hidden": h}, [])) for h in widths],
+              loc="upper right", frameon=False)
+    fig.tight_layout()
     return fig
 
 
@@ -195,10 +220,11 @@ FIGURES = (
     Entry("val_loss_vs_width", "Final validation loss against width",
           "A line per configuration with its seed spread (bars: 1 sd), PCA with k = h components as the reference "
           "and the mean image as the ceiling; finished trials only.",
-          width_figure, tight=False, applies=lambda tables: not tables.spread.empty),  # tight_layout of its own
+          width_figure, tight=False,  # tight_layout of its own; a search has its own figure (a line per sample here)
+          applies=lambda tables: not tables.spread.empty and tables.search is None),
     Entry("loss_curves", "Loss curves",
           "Train (dashed) and validation (solid) loss per epoch, a colour per width; seeds averaged, with a band "
-          "of one standard deviation.",
+          "of one standard deviation. In a search, each sample's validation loss on its own.",
           loss_curves, tight=False),
     Entry("reconstructions", "Reconstructions",
           f"Top row: random validation images (seed {RECONSTRUCTION_SEED}). Below: each trial's reconstruction "

@@ -74,7 +74,7 @@ def search_section(tables: Tables) -> str:
     shown = tables.search.rename(columns={"pca": "PCA k=h", "x_pca": "x PCA", "recipe_x_pca": "recipe x PCA"})
     return f"""## The search
 
-A {grid.search} search (seed {grid.search_seed}) of {grid.num_samples} sample(s) per point over {searched}.
+{"An" if grid.search[0] in "aeiou" else "A"} {grid.search} search (seed {grid.search_seed}) of {grid.num_samples} sample(s) per point over {searched}.
 Per point, the sample with the lowest final val_loss; `samples` counts the finished ones; `recipe x PCA`
 is the report's own settings where a sample has them all.
 
@@ -83,7 +83,8 @@ is the report's own settings where a sample has them all.
 ### What mattered
 
 Each searched field's share of the variance of the final val_loss at each point (Optuna's fANOVA,
-on the finished samples; empty below 3 samples).
+on the finished samples; empty below 3 samples). With ASHA, a sample it stopped counts with its
+loss where it stopped.
 
 {table(tables.importance)}
 """
