@@ -158,3 +158,38 @@ def test_a_search_round_trips_through_its_record_and_overrides():
     assert grown.ranges == grid.ranges and grown.num_samples == 8 and grown.values("hidden") == (64, 128, 256)
     with pytest.raises(ValueError, match="chosen while it runs"):
         grid.trial_configs()
+
+
+def test_a_random_search_never_draws_the_same_configuration_twice_at_a_point():
+    choices = Grid({"hidden": (8,), "output_activation": ("relu", "sigmoid", "identity")}, search="random", num_samples=3)
+    assert sorted(c.output_activation for c in choices.trial_configs()) == ["identity", "relu", "sigmoid"]
+    few = Grid({"hidden": (8,)}, ranges={"epochs": Range(2, 4)}, search="random", num_samples=3)
+    assert sorted(c.epochs for c in few.trial_configs()) == [2, 3, 4]
+    with pytest.raises(ConfigError, match="fewer than 4 distinct configurations per point"):
+        Grid({"hidden": (8,)}, ranges={"epochs": Range(2, 4)}, search="random", num_samples=4)
+
+
+def test_rounded_samples_stay_inside_a_narrow_range():
+    narrow = Range(0.00012345, 0.00012349)
+    assert all(narrow.low <= narrow.sample("lr", u / 10) <= narrow.high for u in range(10))
+
+
+def test_what_an_extension_may_not_change():
+    from tune_ae.run import check_extension
+
+    old = search(axes={"hidden": (64,), "output_activation": ("relu", "sigmoid")})
+    assert check_extension(old, override(old, num_samples=6)) == {"num_samples": [5, 6]}
+    assert check_extension(old, override(old, {"hidden": [64, 128]})) == {"hidden": [128]}
+    for changed, words in [
+        (override(old, {"lr": Range.parse("lr", "1e-4:1e-1:log")}), "the searched ranges are fixed once it ran (--lr"),
+        (override(old, {"output_activation": ["relu", "sigmoid", "identity"]}), "a random search's choices are fixed"),
+        (override(old, search_seed=1), "drop --search-seed"),
+        (override(old, num_samples=4), "--num-samples can only grow"),
+        (override(old, subset=3000), "drop --subset"),
+        (old, "these flags add nothing to it"),
+    ]:
+        with pytest.raises(ConfigError, match=words.replace("(", r"\(")):
+            check_extension(old, changed)
+    grid = Grid({"hidden": (64,), "seed": (0, 1, 2)})
+    with pytest.raises(ConfigError, match="--seeds 2 drops seed"):
+        check_extension(grid, override(grid, seeds=2))

@@ -82,6 +82,7 @@ def test_smoke_grid_end_to_end(smoke_experiment, real_data_dir):
         (["--search", "random", "--lr", "1e-4:1e-2", "--num-samples", "0"], "num-samples must be an integer >= 1"),
         (["--extend", "--seeds", "2"], "--extend adds trials to an existing experiment: give --name"),
         (["--extend", "--name", "nope"], "nothing to resume: no tune_ae experiment"),
+        (["--dashboard", "70000"], "--dashboard takes a port in 1..65535, got 70000"),
     ],
 )
 def test_bad_input_one_line_exit_2(tmp_path, args, words):

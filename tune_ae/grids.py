@@ -71,7 +71,7 @@ class Range:
             return min(int(math.floor(math.exp(x) if self.log else x)), int(self.high))
         low, high = (math.log(self.low), math.log(self.high)) if self.log else (self.low, self.high)
         x = low + u * (high - low)
-        return float(f"{math.exp(x) if self.log else x:.4g}")
+        return min(max(float(f"{math.exp(x) if self.log else x:.4g}"), self.low), self.high)  # rounding stays inside
 
 
 @dataclass(frozen=True)
@@ -113,6 +113,8 @@ class Grid:
         for name, r in self.ranges.items():
             self._check_range(name, r)
         self.points()  # every value checked by TrialConfig's own rules
+        if self.search == "random":
+            self.trial_configs()  # and enough distinct samples per point
 
     def _check_range(self, name: str, r: Range) -> None:
         flag = f"--{name.replace('_', '-')} {r}"
@@ -179,16 +181,31 @@ class Grid:
             return [TrialConfig(**dict(zip(TRIAL_FIELDS, point))) for point in itertools.product(*axes)]
         if self.search == "optuna":
             raise ValueError("an optuna search's configurations are chosen while it runs")
-        return [TrialConfig(**point, **self.sample(point, k)) for point in self.points() for k in range(self.num_samples)]
+        configs = []
+        for point in self.points():
+            drawn: list[TrialConfig] = []
+            for k in range(self.num_samples):
+                # A repeat of an earlier sample of the point would be the same trial twice (one folder):
+                # drawn again, from the sample's next stream.
+                for attempt in range(100):
+                    config = TrialConfig(**point, **self.sample(point, k, attempt))
+                    if config not in drawn:
+                        break
+                else:
+                    raise ConfigError(f"the searched values hold fewer than {self.num_samples} distinct configurations "
+                                      f"per point (found {len(drawn)}); lower --num-samples or widen the ranges")
+                drawn.append(config)
+            configs += drawn
+        return configs
 
-    def sample(self, point: Mapping, k: int) -> dict:
+    def sample(self, point: Mapping, k: int, attempt: int = 0) -> dict:
         """Sample `k` of `point` in a random search: its own stream, seeded by the search seed, the
-        point and k, so that more samples (`--extend --num-samples`) or more points leave the
-        samples already drawn as they were."""
+        point, k (and the attempt, for a sample that repeated an earlier one), so that more samples
+        (`--extend --num-samples`) or more points leave the samples already drawn as they were."""
         import numpy as np
 
         key = zlib.crc32(repr(sorted(point.items())).encode())
-        rng = np.random.default_rng([self.search_seed, key, k])
+        rng = np.random.default_rng([self.search_seed, key, k, attempt] if attempt else [self.search_seed, key, k])
         values = {}
         for name in self.searched():  # in TrialConfig's order: a new field appends a stream, not reshuffles
             if name in self.ranges:

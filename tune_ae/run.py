@@ -141,14 +141,24 @@ def check_extension(old: Grid, new: Grid) -> dict:
         if getattr(new, name) != getattr(old, name):
             refuse(f"it is a {old.search} search with seed {old.search_seed}: drop {flag(name)}")
     if new.ranges != old.ranges:
-        changed = sorted(set(new.ranges.items()) ^ set(old.ranges.items()))
-        refuse(f"the searched ranges are fixed once it ran ({', '.join(f'{flag(n)} {r}' for n, r in changed)})")
+        changed = [n for n in TRIAL_FIELDS if new.ranges.get(n) != old.ranges.get(n)]
+        refuse("the searched ranges are fixed once it ran (" + ", ".join(
+            f"{flag(n)} {old.ranges[n] if n in old.ranges else 'not searched'}" for n in changed) + ")")
+    if new.search == "random":  # sample k of a point draws its choices by their count: more choices, other samples
+        for name in TRIAL_FIELDS:
+            if (name in new.searched() or name in old.searched()) and name not in new.ranges \
+                    and new.values(name) != old.values(name):
+                refuse(f"a random search's choices are fixed once it ran (the samples drawn depend on them): drop "
+                       f"{flag(name)}")
     added = {}
     for name in TRIAL_FIELDS:
         before, after = old.values(name), new.values(name)
         dropped = [v for v in before if v not in after]
         if dropped and name in new.searched() and name not in old.searched():
             dropped = []  # a choice field that becomes searched: its old value is still among the choices
+        if dropped and name == "seed":
+            refuse(f"--seeds {len(after)} drops seed(s) {' '.join(map(str, dropped))} of trials already run; "
+                   f"give --seeds {len(before)} or more")
         if dropped:
             refuse(f"{flag(name)} {' '.join(map(str, after))} drops {name} "
                    f"{' '.join(map(str, dropped))} of trials already run; give the old values too, "
@@ -166,6 +176,8 @@ def check_extension(old: Grid, new: Grid) -> dict:
 
 def plan(args) -> tuple[str, Grid, SweepSettings, str | None, dict]:
     """Everything the sweep needs, validated: grid name, grid, settings, data dir, settings changed on resume."""
+    if args.dashboard is not None and not 0 < args.dashboard < 65536:
+        raise ConfigError(f"--dashboard takes a port in 1..65535, got {args.dashboard}")
     address = args.address or os.environ.get("RAY_ADDRESS")
     preflight.check_address(address, "--address" if args.address else "RAY_ADDRESS")
     planned = plan_resume(args, storage.check_storage(args.storage_path or str(storage.DEFAULT_STORAGE))) \
@@ -356,27 +368,28 @@ def sweep_and_report(args, argv, grid_name, grid, settings, data, data_dir, chan
 
 
 def start_dashboard(folder: Path, port: int):
-    """`python -m tune_ae.dashboard FOLDER --port PORT` beside the sweep; its address, or why
-    not, on the console. The sweep goes on either way."""
-    import socket
+    """`python -m tune_ae.dashboard FOLDER --port PORT` beside the sweep; its address once it says
+    it serves (not merely once the port answers: that may be another server), or why not. The
+    sweep goes on either way."""
+    import select
     import subprocess
 
     page = subprocess.Popen([sys.executable, "-m", "tune_ae.dashboard", str(folder), "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
+        ready, _, _ = select.select([page.stdout], [], [], 0.2)
+        if ready:
+            line = page.stdout.readline()
+            if line.startswith("dashboard of"):
+                print(f"dashboard: http://127.0.0.1:{port}/ (it stops with the sweep; after it: "
+                      f"{shlex.join(['tune-ae', 'dashboard', str(folder)])})", flush=True)
+                return page
         if page.poll() is not None:
             why = (page.stderr.read().strip().splitlines() or ["it exited"])[-1].removeprefix("error: ")
             print(f"warning: no dashboard: {why}", flush=True)
             return page
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            print(f"dashboard: http://127.0.0.1:{port}/ (it stops with the sweep; after it: "
-                  f"{shlex.join(['tune-ae', 'dashboard', str(folder)])})", flush=True)
-            return page
-        except OSError:
-            time.sleep(0.2)
-    print(f"warning: the dashboard did not answer on port {port} within 30 s; the sweep goes on", flush=True)
+    print(f"warning: the dashboard did not start on port {port} within 30 s; the sweep goes on", flush=True)
     return page
 
 

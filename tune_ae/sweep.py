@@ -224,12 +224,24 @@ def log_to_folder(folder: Path) -> None:
 
 
 def finished_trials(folder: Path) -> list[dict]:
-    """Configs of the trials in `folder` that finished (done, or stopped early by ASHA), each with
-    "value": its last val_loss (what Tune's searcher was told). A fresh Tuner leaves them be."""
+    """Configs of the trials in `folder` that finished, each with "value": its last val_loss (what
+    Tune's searcher was told). A fresh Tuner leaves them be.
+
+    Finished: every epoch done, or stopped by ASHA, which only Tune's saved state can tell from a
+    trial cut short (any of its states, oldest first: an --extend's newer Tuner knows only its own
+    trials). A trial with epochs left and no such record continues from its checkpoint."""
     from tune_ae import results
 
+    stopped = {}
+    for path in ray_internals.state_files(folder):
+        try:
+            for record, _ in ray_internals.state_trials(json.loads(path.read_text())):
+                stopped[Path(record.get("relative_logdir", "")).name] = record.get("status") == "TERMINATED"
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
     trials = results.load_trials(folder)
-    finished = trials[trials["status"].isin(results.FINISHED)]
+    finished = trials[(trials["status"] == "done") | (trials["status"] == "stopped early") & trials["trial_dir"].map(
+        lambda d: isinstance(d, str) and stopped.get(Path(d).name, False))]
     return [{**{name: row[name] for name in TRIAL_FIELDS}, "value": row["final_val_loss"]}
             for row in finished.to_dict("records")]
 
@@ -322,6 +334,7 @@ def run(grid_name: str, grid: Grid, settings: SweepSettings, data: FashionMNIST,
                 problem = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
                 restart = True
                 experiment.add_to_last_run(folder, {"restarted": True})
+                finished = finished_trials(folder)  # the new Tuner leaves them be
         if restart and extended is not None:
             added = ", ".join(f"{k} {' '.join(map(str, v))}" for k, v in extended.items())
             print(f"{settings.name}: extended ({added}); {len(finished)} finished trial(s) kept as they are")

@@ -77,6 +77,13 @@ def trial_folder_name(trial) -> str:
     return folder_name(trial.config)
 
 
+def sampled_folder_name(trial) -> str:
+    """An optuna search's trial folder: its config and Tune's trial id. TPE may suggest a config
+    twice (a small categorical space), and two trials must not share a folder; its trials are
+    only ever continued by Tune's own restore, which knows their folders."""
+    return f"{folder_name(trial.config)},trial={trial.trial_id}"
+
+
 def wrapped_trainable(grid: Grid, settings: SweepSettings, data: FashionMNIST, trainable: Callable):
     # with_parameters puts `data` in the object store once; each trial fetches it from there.
     # `experiment`: where each trial finds its checkpoints (trainable.resume_point).
@@ -142,7 +149,8 @@ def build_tuner(grid: Grid, settings: SweepSettings, data: FashionMNIST, trainab
         # before: each trial sets its threads, owns its random streams and builds its own state.
         tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, scheduler=asha(grid) if settings.scheduler == "asha" else None,
                                     search_alg=search_alg, num_samples=num_samples, reuse_actors=True,
-                                    trial_dirname_creator=trial_folder_name),
+                                    trial_dirname_creator=trial_folder_name if grid.known_in_advance
+                                    else sampled_folder_name),
         run_config=run_config(settings, callbacks or []),
     )
 

@@ -261,7 +261,7 @@ def search_table(summary: pd.DataFrame, grid: Grid) -> pd.DataFrame:
     final val_loss and PCA's at k = h, the ratio, and the report's recipe where the experiment
     holds a trial with TrialConfig's defaults for every searched field (else NaN)."""
     searched, points = grid.searched(), grid.point_fields() or ["hidden"]
-    finished = summary[summary["status"].isin(results.FINISHED)]
+    finished = summary[summary["status"].isin(results.FINISHED) & summary["final_val_loss"].notna()]
     rows = []
     for key, at in finished.groupby(points, sort=True):
         best = at.loc[at["final_val_loss"].idxmin()]
