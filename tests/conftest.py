@@ -27,9 +27,8 @@ SLOW_MODULES = {"test_run", "test_faults"}  # every test there runs the CLI end 
 # Under pytest-xdist (`-n 2 --dist loadgroup`, the suite's default in pyproject.toml), the
 # tests that share a session's Ray, its smoke sweep or the module's cluster run on one worker
 # each, so that each is started once; everything else spreads over the workers. Measured on the
-# 2-core Intel Xeon VM of README's Timings, 2026-12-01: 540 s in one process, 351-397 s on 2
-# workers, 379 s on 3, 473 s on 4 (the CPUs are then busy starting Ray's processes and
-# importing torch, ~5 core-seconds per trial worker; more workers only contend).
+# 2-core Intel Xeon VM of README's Timings, 2026-12-01: 328 s for 252 tests once the groups took
+# effect (join_group), 394 s for 288 tests with the search and dashboard tests.
 SHARED = {"ray_session": "ray", "smoke_experiment": "smoke", "local_cluster": "cluster"}
 
 
