@@ -52,9 +52,8 @@ def add_trial_flags(group: argparse._ArgumentGroup, skip: tuple[str, ...] = ("se
         kind, choices = field_type(name), field_choices(name)
         numeric = kind in (int, float)
         group.add_argument(flag(name), type=_value_or_range(name) if ranges and numeric else kind, nargs="+",
-                           choices=choices, metavar=(name.upper() if not ranges or not numeric else "LOW:HIGH[:log]")
-                           if not choices else None,
-                           help=field_help(name) + ("; or one range to search, LOW:HIGH[:log]" if ranges and numeric else ""))
+                           choices=choices, metavar=name.upper() if not choices else None,
+                           help=field_help(name) + ("; or one range LOW:HIGH[:log] for a search" if ranges and numeric else ""))
     return names
 
 
