@@ -63,8 +63,10 @@ def main(argv: list[str]) -> int:
     for folder in folders:
         trials = results.load_table(folder, "trials")
         counts = ", ".join(f"{n} {s}" for s, n in trials["status"].value_counts().items())
-        print(f"{folder.name}: {len(trials)} trials ({counts}), {int(trials['epochs_done'].sum())} trial-epochs, "
-              f"{wall(folder):.0f} s recorded ({wall(folder) / 60:.1f} min)")
+        seconds = wall(folder)
+        recorded = f"{seconds:.0f} s recorded ({seconds / 60:.1f} min)" if seconds else \
+            "no time recorded (its run stopped before the end)"
+        print(f"{folder.name}: {len(trials)} trials ({counts}), {int(trials['epochs_done'].sum())} trial-epochs, {recorded}")
     return 0
 
 
