@@ -321,7 +321,10 @@ def test_sweep_survives_losing_a_worker_node(local_cluster, real_data_dir, tmp_p
             moved.append((before["epoch"], after["epoch"]))
     assert len(moved) == 1
     last_on_lost_node, first_on_head = moved[0]
-    assert 1 < first_on_head <= last_on_lost_node + 1
+    # From its newest checkpoint (one every 2 epochs). That checkpoint may be an epoch ahead of the
+    # driver's log: the node died before that epoch's result reached the driver; its row then
+    # comes from the checkpoint's own copy (every epoch once, asserted above).
+    assert 1 < first_on_head <= last_on_lost_node + 1 + 2
 
 
 def test_stop_ends_its_own_processes_and_spares_a_bystander(local_cluster):
