@@ -23,7 +23,7 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 import tune_ae
-from tune_ae import callbacks, experiment, preflight, ray_internals, signals, storage, tuner
+from tune_ae import callbacks, experiment, preflight, ray_internals, results, signals, storage, tuner
 from tune_ae.config import TRIAL_FIELDS, ConfigError, SweepSettings, TrialConfig
 from tune_ae.data import FashionMNIST
 from tune_ae.grids import Grid
@@ -230,8 +230,6 @@ def finished_trials(folder: Path) -> list[dict]:
     Finished: every epoch done, or stopped by ASHA, which only Tune's saved state can tell from a
     trial cut short (any of its states, oldest first: an --extend's newer Tuner knows only its own
     trials). A trial with epochs left and no such record continues from its checkpoint."""
-    from tune_ae import results
-
     stopped = {}
     for path in ray_internals.state_files(folder):
         try:
@@ -317,8 +315,8 @@ def run(grid_name: str, grid: Grid, settings: SweepSettings, data: FashionMNIST,
         configs = [c.to_dict() for c in grid.trial_configs()] if grid.known_in_advance \
             else [p for p in grid.points() for _ in range(grid.num_samples)]
         if finished:
-            keys = {tuple(c[n] for n in TRIAL_FIELDS) for c in finished}
-            configs = [c for c in configs if tuple(c.get(n) for n in TRIAL_FIELDS) not in keys] \
+            keys = {results.config_key(c) for c in finished}
+            configs = [c for c in configs if results.config_key(c) not in keys] \
                 if grid.known_in_advance else configs[len(finished):]
         hooks = [callbacks.Progress(grid.swept(), configs, folder=folder), watchdog, callbacks.DashboardLog(folder, grid)]
         if on_record:

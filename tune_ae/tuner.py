@@ -15,7 +15,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import BasicVariantGenerator
 
-from tune_ae import ray_internals, search, storage
+from tune_ae import ray_internals, results, search, storage
 from tune_ae.callbacks import EpochLog
 from tune_ae.config import TRIAL_FIELDS, SweepSettings, TrialConfig, concurrent_trials
 from tune_ae.data import FashionMNIST
@@ -121,7 +121,7 @@ def to_run(grid: Grid, finished: list[dict] | None) -> tuple[dict, object, int]:
     for a random search or a fresh Tuner on a folder that has finished trials (an extension, a
     lost Tune state), the listed configs that have not finished (so that those are left as they
     are); or the per-point Optuna searcher."""
-    done = {tuple(c[n] for n in TRIAL_FIELDS) for c in finished or []}
+    done = {results.config_key(c) for c in finished or []}
     if grid.search == "optuna":
         searcher = search.PointwiseOptuna(grid, METRIC, MODE, [(c, c["value"]) for c in finished or []
                                                                 if c.get("value") is not None])
@@ -129,7 +129,7 @@ def to_run(grid: Grid, finished: list[dict] | None) -> tuple[dict, object, int]:
     if grid.search == "grid" and finished is None:
         return param_space(grid), None, 1
     configs = [c.to_dict() for c in grid.trial_configs()]
-    todo = sorted((c for c in configs if tuple(c[n] for n in TRIAL_FIELDS) not in done), key=lambda c: -c["hidden"])
+    todo = sorted((c for c in configs if results.config_key(c) not in done), key=lambda c: -c["hidden"])
     # Each listed config replaces one sample of a space that names every field (Tune refuses a
     # preset key its space lacks) with no value of its own (None: nothing to check it against).
     space = {name: None for name in TRIAL_FIELDS}

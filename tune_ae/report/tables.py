@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from tune_ae import baselines, labels, results, train
+from tune_ae import baselines, journal, labels, results, train
 from tune_ae.config import TRIAL_FIELDS, default
 from tune_ae.data import SIDE, DataError, FashionMNIST, load_fashion_mnist
 from tune_ae.experiment import read_meta, recorded_grid
@@ -295,15 +295,7 @@ def importance(summary: pd.DataFrame, grid: Grid) -> pd.DataFrame:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     searched, points = grid.searched(), grid.point_fields() or ["hidden"]
-    distributions = {}
-    for name in searched:
-        r = grid.ranges.get(name)
-        if r is None:
-            distributions[name] = optuna.distributions.CategoricalDistribution(list(grid.values(name)))
-        elif isinstance(r.low, int) and isinstance(r.high, int):
-            distributions[name] = optuna.distributions.IntDistribution(int(r.low), int(r.high), log=r.log)
-        else:
-            distributions[name] = optuna.distributions.FloatDistribution(float(r.low), float(r.high), log=r.log)
+    distributions = {n: d for n, d in journal.distributions(grid).items() if n in searched}  # the dashboard's too
     finished = summary[summary["status"].isin(results.FINISHED) & summary["final_val_loss"].notna()]
     rows = []
     for key, at in finished.groupby(points, sort=True):
