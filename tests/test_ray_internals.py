@@ -28,6 +28,15 @@ def test_file_names_are_tunes():
         ray_internals.PARAMS_FILE, ray_internals.RESULT_FILE, ray_internals.ERROR_FILE), "Tune renamed its trial files"
 
 
+def test_the_embedded_rays_system_config_keys_are_known_to_this_ray():
+    """An unknown key does not raise: the GCS exits at start and ray.init times out. The raylet
+    and the core library carry each key's name (ray_config_def.h is compiled in)."""
+    from pathlib import Path
+
+    binaries = [Path(ray.__file__).parent / "core/src/ray/raylet/raylet", Path(ray._raylet.__file__)]
+    for key in ray_internals.EMBEDDED_SYSTEM_CONFIG:
+        assert all(key.encode() in b.read_bytes() for b in binaries), f"Ray no longer knows the system config {key!r}"
+
 def test_switches_are_read_where_documented():
     from ray._private import ray_constants
     from ray.tune import tune as tune_run

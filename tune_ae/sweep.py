@@ -106,7 +106,8 @@ def start_ray(address: str | None) -> None:
     os.environ.setdefault(ray_internals.DISABLE_CORE_SIGNAL_HANDLER, "1")
     if not address:
         with signal_during_start():
-            ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+            ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
+                     _system_config=ray_internals.EMBEDDED_SYSTEM_CONFIG)
         signals.install()
         return
     preflight.check_reachable(address)
