@@ -42,6 +42,11 @@ def pytest_collection_modifyitems(config, items):
         group = next((group for fixture, group in SHARED.items() if fixture in fixtures), None)
         if group:
             join_group(item, group)
+    # The long tests first, the quick ones last (a stable sort: each module's order holds). A
+    # pytest-xdist worker queues up to three tests ahead; were the last ones sweeps, one worker
+    # could be left with minutes of them while the other idles (seen: 86 s of a 388 s run).
+    # Quick: the unit tests, and the tables of bad input (parametrized) in the slow modules.
+    items.sort(key=lambda item: (item.get_closest_marker("slow") is None, hasattr(item, "callspec")))
 
 
 def join_group(item, group: str) -> None:
@@ -115,9 +120,27 @@ def run(config, tensors, state=None) -> list[dict]:
 
 
 @pytest.fixture(autouse=True)
-def isolated_cache(tmp_path_factory, monkeypatch):
-    """Each test gets an empty user cache, so a developer's own cache cannot leak in."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+def isolated_cache(request, tmp_path_factory, monkeypatch):
+    """Each test gets an empty user cache, so a developer's own cache cannot leak in (the tests
+    on the real data: with_shared_yardsticks)."""
+    cache = tmp_path_factory.mktemp("cache")
+    if "real_data_dir" in request.fixturenames:
+        with_shared_yardsticks(cache, tmp_path_factory)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+
+
+def with_shared_yardsticks(cache: Path, tmp_path_factory) -> Path:
+    """`cache`, whose baselines folder is one shared by the whole test run: the real data set's
+    yardsticks that every report needs (baselines.data_references: ~3 CPU-seconds per report
+    for the smoke subset, ~10 for the full set) are computed once. Its writes are atomic, so
+    pytest-xdist's workers may share it."""
+    base = tmp_path_factory.getbasetemp()
+    run = base.parent if base.name.startswith("popen-gw") else base  # under pytest-xdist: a folder per worker
+    shared = run / "shared-baselines"
+    shared.mkdir(exist_ok=True)
+    (cache / "tune_ae").mkdir(parents=True)
+    (cache / "tune_ae" / "baselines").symlink_to(shared, target_is_directory=True)
+    return cache
 
 
 @pytest.fixture(scope="session")
@@ -143,7 +166,10 @@ def ray_session():
 
     # Trial workers cannot import the tests' own helpers: ship them by value.
     ray.cloudpickle.register_pickle_by_value(faults)
-    ray.init(address="local", num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False)
+    from tune_ae import ray_internals
+
+    ray.init(address="local", num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False,
+             _system_config=ray_internals.EMBEDDED_SYSTEM_CONFIG)  # as the command starts its own
     yield ray
     ray.shutdown()
 
@@ -171,6 +197,8 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 300, **popen):
 def smoke_experiment(real_data_dir, tmp_path_factory):
     """One `--grid smoke` sweep through the CLI, shared by the CLI, report and notebook tests."""
     storage = tmp_path_factory.mktemp("smoke")
-    done = run_cli("--grid", "smoke", "--data-dir", str(real_data_dir), "--storage-path", str(storage), "--name", "s")
+    cache = with_shared_yardsticks(tmp_path_factory.mktemp("cache"), tmp_path_factory)  # set up before any test's
+    done = run_cli("--grid", "smoke", "--data-dir", str(real_data_dir), "--storage-path", str(storage), "--name", "s",
+                   env={"XDG_CACHE_HOME": str(cache)})
     assert done.returncode == 0, done.stderr[-3000:]
     return storage / "s", done

@@ -200,8 +200,8 @@ def session_pids(state_dir: str) -> list[str]:
 @pytest.fixture(scope="module")
 def local_cluster(tmp_path_factory):
     """One two-node cluster for the module's tests, in the order they run: its state and
-    listeners, a sweep across both nodes, a wrong token, losing the worker node, and last its
-    `stop`. Started the default way (the folder from mktemp), and its nodes cannot import
+    listeners, a wrong token, a sweep across both nodes that loses the worker node, and last
+    its `stop`. Started the default way (the folder from mktemp), and its nodes cannot import
     tune_ae (a broken one first on their path): what runs there is what the driver ships."""
     broken = tmp_path_factory.mktemp("broken") / "tune_ae"
     broken.mkdir()
@@ -249,28 +249,6 @@ def test_embedded_ray_listeners_are_as_documented(ray_session):
     assert outside and all(UNCONFINABLE.match(name) for _, name in outside), outside
 
 
-def test_smoke_sweep_on_two_nodes_that_cannot_import_tune_ae(local_cluster, real_data_dir, tmp_path):
-    probe = ("import ray; ray.init(address='%s')\n"
-             "@ray.remote\ndef imports():\n    import tune_ae\n"
-             "try:\n    ray.get(imports.remote())\nexcept Exception as err:\n    print('refused:', type(err).__name__)\n"
-             % local_cluster["address"])
-    # From another folder: Ray puts the driver's working directory on its workers' path, and
-    # from the project root that alone would let them import tune_ae.
-    without = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
-                             env={**os.environ, **local_cluster["env"]}, cwd=tmp_path)
-    assert "refused:" in without.stdout, without.stdout + without.stderr[-2000:]  # the nodes really lack it
-    done = run_cli("--grid", "smoke", "--address", local_cluster["address"], "--data-dir", str(real_data_dir),
-                   "--storage-path", str(tmp_path), "--name", "multi", "--no-report", env=local_cluster["env"],
-                   cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
-    epochs = pd.read_parquet(tmp_path / "multi" / "epochs.parquet")
-    trials = pd.read_parquet(tmp_path / "multi" / "trials.parquet")
-    assert len(trials) == 2 and (trials["status"] == "done").all()
-    assert epochs.groupby("trial_id")["epoch"].apply(list).tolist() == [[1, 2, 3]] * 2
-    assert epochs["node_id"].nunique() == 2  # one trial per node: each node has 1 CPU
-
-
-
 def test_a_wrong_token_is_one_line(local_cluster, real_data_dir, tmp_path):
     """The cluster refuses a driver with another token: one line that says so, none of Ray's core log."""
     wrong = tmp_path / "wrong-token"
@@ -282,13 +260,25 @@ def test_a_wrong_token_is_one_line(local_cluster, real_data_dir, tmp_path):
     assert refused.returncode == 2 and len(lines) == 1 and "refused this driver's token" in lines[0], refused.stderr
 
 
-def test_sweep_survives_losing_a_worker_node(local_cluster, real_data_dir, tmp_path):
+def test_a_sweep_on_two_nodes_that_cannot_import_tune_ae_survives_losing_one(local_cluster, real_data_dir, tmp_path):
+    """The code travels with the driver (the nodes lack tune_ae), a trial per node; then the
+    worker node dies and its trial goes on on the head from its checkpoint. One sweep for both."""
+    probe = ("import ray; ray.init(address='%s')\n"
+             "@ray.remote\ndef imports():\n    import tune_ae\n"
+             "try:\n    ray.get(imports.remote())\nexcept Exception as err:\n    print('refused:', type(err).__name__)\n"
+             % local_cluster["address"])
+    # From another folder: Ray puts the driver's working directory on its workers' path, and
+    # from the project root that alone would let them import tune_ae.
+    without = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                             env={**os.environ, **local_cluster["env"]}, cwd=tmp_path)
+    assert "refused:" in without.stdout, without.stdout + without.stderr[-2000:]  # the nodes really lack it
     folder = tmp_path / "fault"
     driver = subprocess.Popen(
         [sys.executable, "-m", "tune_ae.run", "--grid", "smoke", "--hidden", "128", "256", "--subset", "6000",
          "--epochs", "12", "--batch-size", "100", "--checkpoint-every", "2", "--address", local_cluster["address"],
          "--data-dir", str(real_data_dir), "--storage-path", str(tmp_path), "--name", "fault", "--no-report"],
         env={**os.environ, **local_cluster["env"]}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=tmp_path,
     )
     try:
         deadline = time.monotonic() + 120
@@ -319,7 +309,7 @@ def test_sweep_survives_losing_a_worker_node(local_cluster, real_data_dir, tmp_p
         if switch:
             before, after = reports[switch[0] - 1], reports[switch[0]]
             moved.append((before["epoch"], after["epoch"]))
-    assert len(moved) == 1
+    assert len(moved) == 1 and epochs["node_id"].nunique() == 2  # a trial per node (1 CPU each), one moved
     last_on_lost_node, first_on_head = moved[0]
     # From its newest checkpoint (one every 2 epochs). That checkpoint may be an epoch ahead of the
     # driver's log: the node died before that epoch's result reached the driver; its row then

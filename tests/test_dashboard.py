@@ -13,9 +13,10 @@ from pathlib import Path
 
 import optuna
 import pandas as pd
+import psutil
 import pytest
 
-from tune_ae import journal
+from tune_ae import journal, results
 from tune_ae.experiment import read_meta, recorded_grid
 
 from conftest import end_session
@@ -139,31 +140,73 @@ def browser():
         chromium.close()
 
 
-EPOCHS = 20
+EPOCHS = 5
+
+
+def trial_workers(session: int) -> list[psutil.Process]:
+    """The trial processes of the driver whose session is `session` (Tune names them so)."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        try:
+            if os.getsid(process.pid) == session and (process.info["cmdline"] or [""])[0].startswith("ray::ImplicitFunc"):
+                found.append(process)
+        except (ProcessLookupError, psutil.Error):
+            pass
+    return found
 
 
 def test_the_page_in_a_browser_while_the_sweep_runs_and_after(browser, real_data_dir, tmp_path):
-    """A small sweep with a trial that cannot allocate its model: what a person sees live, then after."""
+    """A small sweep with a trial that cannot allocate its model: what a person sees live, then after.
+
+    The narrow trial is frozen (SIGSTOP) after its first epoch while the page is read, so that
+    "live" does not depend on how fast this machine trains; it finishes once thawed. The same
+    sweep shows the command's account of a failed trial (it fails every retry; the other
+    finishes; exit 1): one sweep for both, as each costs a Ray start."""
     port = free_port()
     driver = subprocess.Popen(
         [sys.executable, "-m", "tune_ae.run", "--grid", "smoke", "--hidden", "32", "1000000000", "--epochs", str(EPOCHS),
-         "--batch-size", "10", "--max-failures", "0", "--data-dir", str(real_data_dir), "--storage-path", str(tmp_path),
+         "--batch-size", "10", "--max-failures", "1", "--data-dir", str(real_data_dir), "--storage-path", str(tmp_path),
          "--name", "live", "--dashboard", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     folder = tmp_path / "live"
+    frozen = []
     try:
+        before = []  # what the driver printed up to the page's address
         for line in driver.stdout:
+            before.append(line)
             if line.startswith("dashboard: "):
                 assert line.startswith(f"dashboard: http://127.0.0.1:{port}/"), line
                 break
+        deadline = time.monotonic() + 120
+        while not any(len(log.read_text().splitlines()) >= 1 for log in folder.glob(f"hidden=32,*/{results.EPOCHS_LOG}")):
+            assert driver.poll() is None and time.monotonic() < deadline, "no epoch of the narrow trial logged"
+            time.sleep(0.02)  # an epoch of minibatches of 10 takes about a second here: time to hold it after one
+        frozen = trial_workers(driver.pid)
+        assert frozen, "no trial process found to hold"
+        for process in frozen:
+            process.suspend()
         # Live: the narrow trial running, some of its epochs on the page; the other failed.
         live = panels(browser, port, lambda p: 32 in p and p[32]["state"] == "Running" and p[32]["epochs"])
         assert driver.poll() is None, "the sweep ended before the page was seen"
         assert live[32]["state"] == "Running" and 1 <= len(live[32]["epochs"]) < EPOCHS, live
+        for process in frozen:
+            process.resume()
         out, err = driver.communicate(timeout=300)
     finally:
+        for process in frozen:
+            try:
+                process.resume()
+            except psutil.Error:
+                pass
         end_session(driver.pid)
-    assert driver.returncode == 1 and "1 trial(s) failed" in err, err[-2000:]
+    assert driver.returncode == 1 and "1 trial(s) failed" in err and "Traceback" not in err, err[-2000:]
+    out = "".join(before) + out
+    assert "1 error, 1 done (of 2 trials)" in out and "ERROR after 2 failure(s)" in out, out
+    trials = pd.read_csv(folder / "trials.csv").set_index("hidden")
+    assert trials.loc[32, "status"] == "done" and trials.loc[1000000000, "status"] == "error"
+    assert "can't allocate memory" in trials.loc[1000000000, "error"]
+    report_md = (folder / "report.md").read_text()
+    assert "## Trials that did not finish" in report_md and f"| 1000000000 | 0 | {EPOCHS} | error |" in report_md
 
     # After: the same folder, served on its own; the report is written by now.
     page = serve(folder, port)

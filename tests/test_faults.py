@@ -1,7 +1,7 @@
-"""The fault matrix: a sweep ended by SIGTERM, SIGHUP, SIGKILL (then its newest checkpoint
-truncated), a full disk, a second run on the same folder, and a copied folder (two quick
-Ctrl-C: test_run.py). Each asserts the exit code and readable tables, and that `--resume` finishes with
-every epoch once and the metrics of an uninterrupted run.
+"""The fault matrix: a sweep ended by SIGTERM, SIGHUP (during its report), a full disk then
+SIGKILL (its newest checkpoint truncated), a second run on the same folder, and a copied folder
+(two quick Ctrl-C: test_run.py). Each asserts the exit code and readable tables, and that
+`--resume` finishes with every epoch once and the metrics of an uninterrupted run.
 
 One small trial (h = 64, 3,000 images, minibatches of 50, 24 epochs, a checkpoint every 2),
 killed once its epochs log holds a given number of epochs: no sleeps decide when.
@@ -153,13 +153,6 @@ def test_sigterm_is_an_interruption_and_the_folder_is_locked_and_can_be_copied(r
     assert redone(copy) <= 2  # at most the epochs since the last checkpoint
 
 
-def test_sighup_is_an_interruption(real_data_dir, tmp_path):
-    store, folder = tmp_path / "store", tmp_path / "store" / "hup"
-    code, out, err = stop(start(real_data_dir, store, "hup"), signal.SIGHUP, 5, folder)
-    assert code == 129 and "Traceback" not in err and "--resume --name hup" in err, err[-2000:]
-    assert pd.read_parquet(folder / "trials.parquet")["status"].tolist() == ["interrupted"]  # resumed as SIGTERM's
-
-
 def test_sigterm_while_ray_starts_is_an_interruption_that_leaves_nothing(real_data_dir, tmp_path):
     store = tmp_path / "store"
     driver = start(real_data_dir, store, "early")
@@ -176,6 +169,8 @@ def test_sigterm_while_ray_starts_is_an_interruption_that_leaves_nothing(real_da
 
 
 def test_a_signal_during_the_report_says_how_to_write_it(real_data_dir, tmp_path):
+    """SIGHUP here (a closed terminal), where the other tests send SIGTERM and SIGINT: the three
+    take one path (signals.py; tests/test_signals.py checks each), so one sweep covers SIGHUP."""
     store, folder = tmp_path / "store", tmp_path / "store" / "rep"
     driver = subprocess.Popen(
         [sys.executable, "-m", "tune_ae.run", "--grid", "smoke", "--hidden", "32", "--data-dir", str(real_data_dir),
@@ -184,36 +179,14 @@ def test_a_signal_during_the_report_says_how_to_write_it(real_data_dir, tmp_path
     try:
         for line in driver.stdout:  # the tables are written and Ray is down: the report comes next
             if "trials.csv:" in line:
-                driver.send_signal(signal.SIGTERM)
+                driver.send_signal(signal.SIGHUP)
                 break
         out, err = driver.communicate(timeout=120)
     finally:
         end_session(driver.pid)
-    assert driver.returncode == 143 and "Traceback" not in err, err[-2000:]
+    assert driver.returncode == 129 and "Traceback" not in err, err[-2000:]
     assert "after every trial ended" in err and f"python -m tune_ae.report {folder}" in err and "--resume" not in err
     assert results.load_table(folder, "trials")["status"].tolist() == ["done"]
-
-
-def test_sigkill_then_a_truncated_checkpoint_resumes_from_the_older_one(real_data_dir, tmp_path, reference):
-    store, folder = tmp_path / "store", tmp_path / "store" / "kill"
-    code, _, _ = stop(start(real_data_dir, store, "kill"), signal.SIGKILL, 11, folder)
-    assert code == -signal.SIGKILL and not (folder / "trials.parquet").exists()
-    (trial_dir,) = results.trial_dirs(folder)
-    newest = results.latest_checkpoint(trial_dir)
-    kept_epoch = max(results.checkpoint_epoch(p) for p in trial_dir.glob("checkpoint_*") if p != newest)
-    with open(newest / train.STATE_FILE, "r+b") as f:
-        f.truncate(100)  # a node lost mid-write
-    # Epochs the driver never logged, and the kept checkpoint's rows file lost: state.pt carries them too.
-    log = trial_dir / results.EPOCHS_LOG
-    log.write_text("".join(line + "\n" for line in log.read_text().splitlines()[:kept_epoch - 2]))
-    kept = next(p for p in trial_dir.glob("checkpoint_*") if results.checkpoint_epoch(p) == kept_epoch)
-    (kept / results.HISTORY_FILE).write_text("")
-    done = resume(store, "kill")
-    aside = trial_dir / (results.SET_ASIDE_PREFIX + newest.name)
-    assert (aside / train.STATE_FILE).stat().st_size == 100  # set aside, not deleted
-    assert f"unreadable checkpoint(s) set aside: {newest} -> {aside.name} (" in done.stdout
-    assert f"continues from its checkpoint at epoch {kept_epoch}" in done.stdout
-    assert_complete(folder, reference)
 
 
 # Where a tmpfs cannot be mounted (no root), ENOSPC is injected instead: every Python write
@@ -241,11 +214,11 @@ def small_disk(tmp_path: Path):
     filler = store / "filler"
     if mounted.returncode == 0:
         def fill():
-            with open(filler, "wb") as f:  # everything that is left, so that the next write fails
-                try:
+            try:
+                with open(filler, "wb") as f:  # everything that is left, so that the next write fails
                     f.write(b"\0" * shutil.disk_usage(store).free)
-                except OSError:
-                    pass
+            except OSError:  # full already (seen twice under load, at the file's creation): that is the aim
+                pass
         try:
             yield store, {}, fill, filler.unlink
         finally:
@@ -260,7 +233,11 @@ def small_disk(tmp_path: Path):
     yield store, env, trigger.touch, trigger.unlink
 
 
-def test_a_full_disk_ends_the_sweep_in_one_line_and_resume_finishes_it(real_data_dir, tmp_path, reference):
+def test_a_full_disk_then_sigkill_and_a_truncated_checkpoint_and_resume_finishes(real_data_dir, tmp_path, reference):
+    """Two faults in a row on one sweep (each fault's own sweep would cost a Ray start more): a
+    full disk ends it in one line; its resume is SIGKILLed (a lost machine) and its newest
+    checkpoint cut short; the next resume sets that aside, continues from the older one and
+    finishes with the losses of an uninterrupted run."""
     with small_disk(tmp_path) as (store, env, fill, free):
         folder = store / "full"
         driver = start(real_data_dir, store, "full", "--max-failures", "0", env=env)  # no retries into a full disk
@@ -275,7 +252,28 @@ def test_a_full_disk_ends_the_sweep_in_one_line_and_resume_finishes_it(real_data
         assert any(line.startswith("error: cannot write") and "No space left on device" in line for line in lines), err
         assert f"--resume --name full --storage-path {store}" in err
         free()
-        resume(store, "full")
+
+        resumed = subprocess.Popen(
+            [sys.executable, "-m", "tune_ae.run", "--resume", "--name", "full", "--storage-path", str(store),
+             "--no-report"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, env={**os.environ, **env})
+        code, _, _ = stop(resumed, signal.SIGKILL, 11, folder)
+        assert code == -signal.SIGKILL
+        (trial_dir,) = results.trial_dirs(folder)
+        newest = results.latest_checkpoint(trial_dir)
+        kept_epoch = max(results.checkpoint_epoch(p) for p in trial_dir.glob("checkpoint_*") if p != newest)
+        with open(newest / train.STATE_FILE, "r+b") as f:
+            f.truncate(100)  # a node lost mid-write
+        # Epochs the driver never logged, and the kept checkpoint's rows file lost: state.pt carries them too.
+        log = trial_dir / results.EPOCHS_LOG
+        log.write_text("".join(line + "\n" for line in log.read_text().splitlines()[:kept_epoch - 2]))
+        kept = next(p for p in trial_dir.glob("checkpoint_*") if results.checkpoint_epoch(p) == kept_epoch)
+        (kept / results.HISTORY_FILE).write_text("")
+        done = resume(store, "full")
+        aside = trial_dir / (results.SET_ASIDE_PREFIX + newest.name)
+        assert (aside / train.STATE_FILE).stat().st_size == 100  # set aside, not deleted
+        assert f"unreadable checkpoint(s) set aside: {newest} -> {aside.name} (" in done.stdout
+        assert f"continues from its checkpoint at epoch {kept_epoch}" in done.stdout
         assert_complete(folder, reference)  # one trial: no phantom from a state file cut short
 
 

@@ -158,18 +158,7 @@ def test_other_commands_name_their_own_help(tmp_path):
     assert bogus.stderr.count("\n") == 1
 
 
-def test_failed_trials_are_counted_and_reported(real_data_dir, tmp_path):
-    """One trial cannot allocate its model: it fails every retry; the other finishes. Exit 1, all accounted for."""
-    done = run_cli("--grid", "smoke", "--hidden", "64", "1000000000", "--max-failures", "1", "--data-dir", str(real_data_dir),
-                   "--storage-path", str(tmp_path), "--name", "f")
-    assert done.returncode == 1, done.stderr[-2000:]
-    assert "Traceback" not in done.stderr and "1 trial(s) failed" in done.stderr
-    trials = pd.read_csv(tmp_path / "f" / "trials.csv").set_index("hidden")
-    assert trials.loc[64, "status"] == "done" and trials.loc[1000000000, "status"] == "error"
-    assert "can't allocate memory" in trials.loc[1000000000, "error"]
-    assert "1 error, 1 done (of 2 trials)" in done.stdout and "ERROR after 2 failure(s)" in done.stdout
-    report_md = (tmp_path / "f" / "report.md").read_text()
-    assert "## Trials that did not finish" in report_md and "| 1000000000 | 0 | 3 | error |" in report_md
+# A trial failing beside one that finishes: test_dashboard.py's browser test (one sweep for both).
 
 
 def test_every_trial_failing_is_one_line_each(real_data_dir, tmp_path):
@@ -183,10 +172,15 @@ def test_every_trial_failing_is_one_line_each(real_data_dir, tmp_path):
     assert pd.read_csv(tmp_path / "f" / "trials.csv")["status"].tolist() == ["error"]
 
 
+# Enough epochs that neither trial ends before the two Ctrl-C, and that a trial resumed with a
+# checkpoint every 5 epochs writes the 3 it keeps (5, 10 and the last) even from epoch 0.
+CTRL_C_EPOCHS = 12
+
+
 def test_two_ctrl_c_exit_130_with_the_resume_command_and_resume_applies_new_settings(real_data_dir, tmp_path):
     store, folder = tmp_path / "store", tmp_path / "store" / "c"
     driver = subprocess.Popen(
-        [sys.executable, "-m", "tune_ae.run", "--grid", "smoke", "--epochs", "20", "--batch-size", "50",
+        [sys.executable, "-m", "tune_ae.run", "--grid", "smoke", "--epochs", str(CTRL_C_EPOCHS), "--batch-size", "50",
          "--checkpoint-every", "2", "--data-dir", str(real_data_dir), "--storage-path", str(store), "--name", "c",
          "--no-report"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
@@ -215,7 +209,7 @@ def test_two_ctrl_c_exit_130_with_the_resume_command_and_resume_applies_new_sett
                                                      "checkpoint_every": [2, 5], "keep_checkpoints": [2, 3]}
     epochs = pd.read_parquet(folder / "epochs.parquet")
     for _, t in epochs.groupby("trial_id"):
-        assert t["epoch"].tolist() == list(range(1, 21))
+        assert t["epoch"].tolist() == list(range(1, CTRL_C_EPOCHS + 1))
         assert t["threads"].iloc[-1] == 2  # the resumed trials ran with the new CPU share
         # ...and kept the new number of checkpoints (Tune restores each trial's own rotation)
         assert len(list((folder / t["trial_dir"].iloc[0]).glob("checkpoint_*"))) == 3
@@ -224,12 +218,12 @@ def test_two_ctrl_c_exit_130_with_the_resume_command_and_resume_applies_new_sett
 
 def test_a_sweep_killed_before_tune_saved_state_can_be_resumed(real_data_dir, tmp_path):
     """The driver died after writing tune_ae.json, before Tune's first save: --resume starts it over."""
-    from tune_ae import experiment
+    from tune_ae import experiment, grids
     from tune_ae.config import SweepSettings
-    from tune_ae.grids import GRIDS
 
     folder = tmp_path / "k"
-    experiment.write_meta(folder, "smoke", GRIDS["smoke"], SweepSettings(storage_path=str(tmp_path), name="k"),
+    one_trial = grids.override(grids.GRIDS["smoke"], {"hidden": 64})  # one trial is enough: a start over
+    experiment.write_meta(folder, "smoke", one_trial, SweepSettings(storage_path=str(tmp_path), name="k"),
                           {"folder": str(real_data_dir), "subset": 3000, "train_images": 3000, "test_images": 500},
                           experiment.this_run(None))
     stray = folder / "train_autoencoder_0_hidden=64"
@@ -273,8 +267,8 @@ def test_uri_storage_path_end_to_end_under_the_embedded_rays_own_token(real_data
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_TOKEN_PATH", "RAY_AUTH_TOKEN")}
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "tune_ae.run", "--grid", "smoke", "--data-dir", str(real_data_dir), "--storage-path",
-             remote, "--name", "u", "--no-report"], capture_output=True, text=True, timeout=300,
+            [sys.executable, "-m", "tune_ae.run", "--grid", "smoke", "--hidden", "32", "--data-dir", str(real_data_dir),
+             "--storage-path", remote, "--name", "u", "--no-report"], capture_output=True, text=True, timeout=300,
             env={**env, "TUNE_AE_MIRROR": str(tmp_path / "mirror"), "RAY_AUTH_MODE": "token", "HOME": str(home),
                  "TMPDIR": str(temp)})
         assert done.returncode == 0, done.stderr[-3000:]
@@ -285,8 +279,8 @@ def test_uri_storage_path_end_to_end_under_the_embedded_rays_own_token(real_data
     remote_dir, mirror = tmp_path / "bucket" / "sweeps" / "u", tmp_path / "mirror" / "u"
     for folder in (remote_dir, mirror):
         assert (folder / "tune_ae.json").is_file()
-        assert len(pd.read_parquet(folder / "epochs.parquet")) == 6
-    assert len(list(remote_dir.glob("hidden=*/checkpoint_*"))) == 2  # Tune wrote the trials there
+        assert len(pd.read_parquet(folder / "epochs.parquet")) == 3
+    assert len(list(remote_dir.glob("hidden=*/checkpoint_*"))) == 1  # Tune wrote the trial there
     again = run_cli("--grid", "smoke", "--storage-path", remote, "--name", "u", timeout=60)
     assert again.returncode == 2 and "already exists" in again.stderr
 
@@ -319,7 +313,8 @@ def test_a_ray_client_address_from_the_environment_is_named_as_such(tmp_path):
 
 def test_a_random_search_samples_its_ranges_at_each_point_and_reports_per_point(real_data_dir, tmp_path):
     done = run_cli("--grid", "smoke", "--hidden", "16", "--search", "random", "--lr", "1e-4:1e-2:log", "--dropout", "0:0.3",
-                   "--num-samples", "3", "--epochs", "2", "--subset", "300", "--data-dir", str(real_data_dir),
+                   "--num-samples", "3", "--epochs", "2", "--subset", "300", "--cpus-per-trial", "2",  # one reused worker
+                   "--data-dir", str(real_data_dir),
                    "--storage-path", str(tmp_path), "--name", "r")
     assert done.returncode == 0, done.stderr[-3000:]
     trials = pd.read_parquet(tmp_path / "r" / "trials.parquet")

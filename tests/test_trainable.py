@@ -22,13 +22,25 @@ def logged(trial_dir: Path) -> list[dict]:
     return results.json_lines(trial_dir / results.EPOCHS_LOG)
 
 
-def test_crashed_trial_is_retried_from_its_checkpoint(ray_session, tmp_path):
+def test_crashed_trials_are_retried_from_their_checkpoints_even_one_written_on_cuda(ray_session, tmp_path):
+    """Two trials crash once after epoch 3; h = 32 resumes from its epoch-2 checkpoint as it was
+    and reproduces an uninterrupted run exactly; h = 16's checkpoint is first rewritten the way a
+    CUDA run writes it (a trial restarted on a CPU-only node): same weights, new random streams.
+    One fit for both, as each trial costs a Ray worker's start."""
+    def make_checkpoint_cuda_style(trial_dir):
+        # Tune persists checkpoints under the storage path, not in the trial's working folder.
+        stored = tmp_path / "store" / "crash" / Path(trial_dir).name
+        if not stored.name.startswith("hidden=16,"):
+            return
+        latest = max(stored.glob("checkpoint_*"), key=lambda p: int(p.name.split("_")[-1]))
+        as_if_written_on_cuda(latest / train.STATE_FILE)
+
     data = load_fashion_mnist(write_dataset(tmp_path / "d"), expect_full=False)
     grid = Grid({"hidden": (16, 32), "epochs": (6,), "batch_size": (50,)})
     s = SweepSettings(storage_path=str(tmp_path / "store"), name="crash", checkpoint_every=2, max_failures=2)
     markers = tmp_path / "markers"
     markers.mkdir()
-    tuner.build_tuner(grid, s, data, trainable=crash_once_at_epoch(3, str(markers))).fit()
+    tuner.build_tuner(grid, s, data, trainable=crash_once_at_epoch(3, str(markers), make_checkpoint_cuda_style)).fit()
 
     assert len(list(markers.iterdir())) == 2  # each trial really crashed once
     folder = tmp_path / "store" / "crash"
@@ -40,65 +52,37 @@ def test_crashed_trial_is_retried_from_its_checkpoint(ray_session, tmp_path):
         assert (trial_dir / "error.txt").is_file()
         # Raw reports: 1-3, the crash, then 3-6 again from the epoch-2 checkpoint (not from 1).
         assert [r["epoch"] for r in logged(trial_dir)] == [1, 2, 3, 3, 4, 5, 6]
+    torch.set_num_threads(1)
+    train_x, val_x = (train.to_device(x, torch.device("cpu")) for x in (data.train_images, data.test_images))
+    reference = {c.hidden: [m["val_loss"] for m in train.train(c, train_x, val_x)] for c in grid.trial_configs()}
+    got = {h: epochs[epochs["hidden"] == h]["val_loss"].tolist() for h in (16, 32)}
     # Restarted at the epoch-2 checkpoint, the trial reproduces an uninterrupted run exactly.
-    torch.set_num_threads(1)
-    train_x, val_x = (train.to_device(x, torch.device("cpu")) for x in (data.train_images, data.test_images))
-    for config in grid.trial_configs():
-        reference = [m["val_loss"] for m in train.train(config, train_x, val_x)]
-        got = epochs[epochs["hidden"] == config.hidden]["val_loss"].tolist()
-        assert got == reference
-
-
-def test_a_trial_restarted_on_cpu_resumes_a_cuda_checkpoint(ray_session, tmp_path):
-    def make_checkpoint_cuda_style(trial_dir):
-        # Tune persists checkpoints under the storage path, not in the trial's working folder.
-        stored = tmp_path / "store" / "moved" / Path(trial_dir).name
-        latest = max(stored.glob("checkpoint_*"), key=lambda p: int(p.name.split("_")[-1]))
-        as_if_written_on_cuda(latest / train.STATE_FILE)
-
-    data = load_fashion_mnist(write_dataset(tmp_path / "d"), expect_full=False)
-    grid = Grid({"hidden": (16,), "epochs": (6,), "batch_size": (50,)})
-    s = SweepSettings(storage_path=str(tmp_path / "store"), name="moved", checkpoint_every=2, max_failures=1)
-    markers = tmp_path / "markers"
-    markers.mkdir()
-    tuner.build_tuner(grid, s, data, trainable=crash_once_at_epoch(3, str(markers), make_checkpoint_cuda_style)).fit()
-
-    folder = tmp_path / "store" / "moved"
-    epochs, trials = results.load_epochs(folder), results.load_trials(folder)
-    assert len(list(markers.iterdir())) == 1 and (trials["status"] == "done").all()
-    assert epochs["epoch"].tolist() == [1, 2, 3, 4, 5, 6]
-    trial_dir = Path(epochs["trial_dir"].iloc[0])
-    assert [r["epoch"] for r in logged(trial_dir)] == [1, 2, 3, 3, 4, 5, 6]  # resumed at epoch 2
+    assert got[32] == reference[32]
     # Same weights at epoch 2, new random streams after it: epoch 3 differs from the first try.
-    torch.set_num_threads(1)
-    train_x, val_x = (train.to_device(x, torch.device("cpu")) for x in (data.train_images, data.test_images))
-    reference = [m["val_loss"] for m in train.train(grid.trial_configs()[0], train_x, val_x)]
-    got = epochs["val_loss"].tolist()
-    assert got[:2] == reference[:2] and got[2] != reference[2]
-    assert got[-1] == pytest.approx(reference[-1], rel=0.1)
+    assert got[16][:2] == reference[16][:2] and got[16][2] != reference[16][2]
+    assert got[16][-1] == pytest.approx(reference[16][-1], rel=0.1)
 
 
 def test_a_trial_in_a_reused_worker_does_not_depend_on_its_predecessor(ray_session, tmp_path):
-    """One trial at a time (2 CPUs each on 2), so every trial runs in the first trial's process."""
+    """One trial at a time (2 CPUs each on 2), so the second trial runs in the first trial's
+    process: a wider model with more dropout first, then the trial under test (h = 8, dropout
+    0.1), whose losses must be those of the same trial trained alone in a fresh process state."""
     data = load_fashion_mnist(write_dataset(tmp_path / "d"), expect_full=False)
-    got = {}
-    for name, predecessor in (("after64", {"hidden": 64, "dropout": 0.3}), ("after32", {"hidden": 32, "dropout": 0.0})):
-        # Widest first: the predecessor, then the trial under test (h = 8, dropout 0.1).
-        grid = Grid({"hidden": (predecessor["hidden"], 8), "dropout": (0.1, predecessor["dropout"]), "epochs": (3,),
-                     "batch_size": (50,)})
-        s = SweepSettings(storage_path=str(tmp_path / "store"), name=name, cpus_per_trial=2)
-        tuner.build_tuner(grid, s, data).fit()
-        folder = tmp_path / "store" / name
-        pids = {r["pid"] for d in results.trial_dirs(folder) for r in logged(d)}
-        assert len(pids) == 1, f"{name}: the trials ran in {len(pids)} processes, not one reused worker"
-        epochs = results.load_epochs(folder)
-        got[name] = epochs[(epochs["hidden"] == 8) & (epochs["dropout"] == 0.1)][["train_loss", "val_loss"]].values.tolist()
-    assert got["after64"] == got["after32"] and len(got["after64"]) == 3
+    # Widest first: the predecessor (h = 64, dropout 0.3), then the trial under test.
+    grid = Grid({"hidden": (64, 8), "dropout": (0.1, 0.3), "epochs": (3,), "batch_size": (50,)})
+    s = SweepSettings(storage_path=str(tmp_path / "store"), name="reused", cpus_per_trial=2)
+    tuner.build_tuner(grid, s, data).fit()
+    folder = tmp_path / "store" / "reused"
+    pids = {r["pid"] for d in results.trial_dirs(folder) for r in logged(d)}
+    assert len(pids) == 1, f"the trials ran in {len(pids)} processes, not one reused worker"
+    epochs = results.load_epochs(folder)
+    got = epochs[(epochs["hidden"] == 8) & (epochs["dropout"] == 0.1)][["train_loss", "val_loss"]].values.tolist()
+    assert len(got) == 3
     torch.set_num_threads(2)  # the trial's CPUs are its threads
     train_x, val_x = (train.to_device(x, torch.device("cpu")) for x in (data.train_images, data.test_images))
     alone = [[m["train_loss"], m["val_loss"]]
              for m in train.train(TrialConfig(hidden=8, dropout=0.1, epochs=3, batch_size=50), train_x, val_x)]
-    assert got["after64"] == alone
+    assert got == alone
 
 
 def test_resuming_a_sweep_from_before_a_field_existed_runs_it_at_the_default(ray_session, tmp_path):
