@@ -27,8 +27,9 @@ SLOW_MODULES = {"test_run", "test_faults"}  # every test there runs the CLI end 
 # Under pytest-xdist (`-n 2 --dist loadgroup`, the suite's default in pyproject.toml), the
 # tests that share a session's Ray, its smoke sweep or the module's cluster run on one worker
 # each, so that each is started once; everything else spreads over the workers. Measured on the
-# 2-core Intel Xeon VM of README's Timings, 2026-12-01: 328 s for 252 tests once the groups took
-# effect (join_group), 394 s for 288 tests with the search and dashboard tests.
+# 2-core Intel Xeon VM of README's Timings: 328 s for 252 tests once the groups took effect
+# (join_group), 394 s for 288 tests with the search and dashboard tests (2026-12-01); 453-500 s
+# for 301 tests, then 373-388 s for 296 with fewer Ray starts and the long tests first (2026-12-02).
 SHARED = {"ray_session": "ray", "smoke_experiment": "smoke", "local_cluster": "cluster"}
 
 
