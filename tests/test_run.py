@@ -337,7 +337,8 @@ def test_extending_a_finished_experiment_by_a_seed_trains_only_the_new_trials(sm
     assert len(logs) == 2
     refused = run_cli("--extend", "--name", "s", "--storage-path", str(tmp_path), "--epochs", "5", timeout=60)
     assert refused.returncode == 2 and "--epochs 5 drops epochs 3 of trials already run" in refused.stderr
-    grown = run_cli("--extend", "--name", "s", "--storage-path", str(tmp_path), "--seeds", "2")
+    # One trial at a time: the second runs in the first's worker (a trial process costs ~7 CPU-seconds to start).
+    grown = run_cli("--extend", "--name", "s", "--storage-path", str(tmp_path), "--seeds", "2", "--cpus-per-trial", "2")
     assert grown.returncode == 0, grown.stderr[-3000:]
     assert "extended (seed 1); 2 finished trial(s) kept as they are" in grown.stdout
     assert grown.stdout.count(" started (") == 2  # the two new trials, no others
