@@ -29,7 +29,8 @@ SLOW_MODULES = {"test_run", "test_faults"}  # every test there runs the CLI end 
 # each, so that each is started once; everything else spreads over the workers. Measured on the
 # 2-core Intel Xeon VM of README's Timings: 328 s for 252 tests once the groups took effect
 # (join_group), 394 s for 288 tests with the search and dashboard tests (2026-12-01); 453-500 s
-# for 301 tests, then 373-388 s for 296 with fewer Ray starts and the long tests first (2026-12-02).
+# for 301 tests, then 375-388 s for 297 with fewer Ray starts and the long tests first, 381 s in
+# `bash .ci/run` on a fresh clone (2026-12-02).
 SHARED = {"ray_session": "ray", "smoke_experiment": "smoke", "local_cluster": "cluster"}
 
 
@@ -192,6 +193,27 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 300, **popen):
 
     return subprocess.run([sys.executable, "-m", "tune_ae.run", *args], capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, **(env or {})}, **popen)
+
+
+def start_cli(*args: str, env: dict | None = None):
+    """`python -m tune_ae.run ARGS` started in its own session (end_session ends it and its
+    embedded Ray); stdout and stderr are pipes of text."""
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-m", "tune_ae.run", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True, env={**os.environ, **(env or {})})
+
+
+def wait_for(condition, what: str, timeout: float = 120, every: float = 0.05) -> None:
+    """Poll `condition` until it holds; an AssertionError naming `what` after `timeout` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(every)
 
 
 @pytest.fixture(scope="session")

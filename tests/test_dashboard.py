@@ -19,7 +19,7 @@ import pytest
 from tune_ae import journal, results
 from tune_ae.experiment import read_meta, recorded_grid
 
-from conftest import end_session
+from conftest import end_session, start_cli, wait_for
 
 CHROMIUM = Path(os.environ.get("TUNE_AE_CHROMIUM", "/usr/bin/chromium"))
 
@@ -163,11 +163,9 @@ def test_the_page_in_a_browser_while_the_sweep_runs_and_after(browser, real_data
     sweep shows the command's account of a failed trial (it fails every retry; the other
     finishes; exit 1): one sweep for both, as each costs a Ray start."""
     port = free_port()
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "tune_ae.run", "--grid", "smoke", "--hidden", "32", "1000000000", "--epochs", str(EPOCHS),
-         "--batch-size", "10", "--max-failures", "1", "--data-dir", str(real_data_dir), "--storage-path", str(tmp_path),
-         "--name", "live", "--dashboard", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    driver = start_cli("--grid", "smoke", "--hidden", "32", "1000000000", "--epochs", str(EPOCHS), "--batch-size", "10",
+                       "--max-failures", "1", "--data-dir", str(real_data_dir), "--storage-path", str(tmp_path),
+                       "--name", "live", "--dashboard", str(port))
     folder = tmp_path / "live"
     frozen = []
     try:
@@ -177,10 +175,11 @@ def test_the_page_in_a_browser_while_the_sweep_runs_and_after(browser, real_data
             if line.startswith("dashboard: "):
                 assert line.startswith(f"dashboard: http://127.0.0.1:{port}/"), line
                 break
-        deadline = time.monotonic() + 120
-        while not any(len(log.read_text().splitlines()) >= 1 for log in folder.glob(f"hidden=32,*/{results.EPOCHS_LOG}")):
-            assert driver.poll() is None and time.monotonic() < deadline, "no epoch of the narrow trial logged"
-            time.sleep(0.02)  # an epoch of minibatches of 10 takes about a second here: time to hold it after one
+        # An epoch of minibatches of 10 takes about a second here: time enough to hold the trial after one.
+        wait_for(lambda: driver.poll() is not None or any(
+            log.read_text().strip() for log in folder.glob(f"hidden=32,*/{results.EPOCHS_LOG}")),
+            "the narrow trial's first epoch", every=0.02)
+        assert driver.poll() is None, "the sweep ended before its first epoch was seen"
         frozen = trial_workers(driver.pid)
         assert frozen, "no trial process found to hold"
         for process in frozen:

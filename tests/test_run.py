@@ -14,7 +14,7 @@ import torch
 
 from tune_ae.experiment import read_meta
 
-from conftest import end_session, run_cli
+from conftest import end_session, run_cli, start_cli, wait_for
 
 
 def test_smoke_grid_end_to_end(smoke_experiment, real_data_dir):
@@ -179,12 +179,10 @@ CTRL_C_EPOCHS = 12
 
 def test_two_ctrl_c_exit_130_with_the_resume_command_and_resume_applies_new_settings(real_data_dir, tmp_path):
     store, folder = tmp_path / "store", tmp_path / "store" / "c"
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "tune_ae.run", "--grid", "smoke", "--epochs", str(CTRL_C_EPOCHS), "--batch-size", "50",
-         "--checkpoint-every", "2", "--data-dir", str(real_data_dir), "--storage-path", str(store), "--name", "c",
-         "--no-report"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    driver = start_cli("--grid", "smoke", "--epochs", str(CTRL_C_EPOCHS), "--batch-size", "50", "--checkpoint-every", "2",
+                       "--data-dir", str(real_data_dir), "--storage-path", str(store), "--name", "c", "--no-report")
     try:
-        wait_for(lambda: len(list(folder.glob("*/checkpoint_*"))) >= 2, timeout=120, what="checkpoints")
+        wait_for(lambda: len(list(folder.glob("*/checkpoint_*"))) >= 2, "checkpoints", every=0.2)
         driver.send_signal(signal.SIGINT)  # what Ctrl-C sends
         time.sleep(0.2)
         driver.send_signal(signal.SIGINT)  # pressed again while Tune stops: faster, still an interruption
@@ -245,14 +243,6 @@ def test_existing_experiment_is_not_overwritten(tmp_path):
     done = run_cli("--name", "taken", "--storage-path", str(tmp_path / "store"), timeout=60)
     assert done.returncode == 2 and "already exists" in done.stderr and "--resume" in done.stderr
     assert (tmp_path / "store" / "taken" / "keep.txt").read_text() == "mine"
-
-
-def wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 def test_uri_storage_path_end_to_end_under_the_embedded_rays_own_token(real_data_dir, tmp_path):
