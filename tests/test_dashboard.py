@@ -71,6 +71,19 @@ def test_the_drivers_journal_is_what_the_tables_rebuild(smoke_experiment, tmp_pa
     assert live[0].value == pytest.approx(epochs[(epochs["hidden"] == 32) & (epochs["epoch"] == 3)]["val_loss"].item())
 
 
+
+def test_a_driver_resuming_an_experiment_without_a_journal_first_writes_what_the_tables_hold(smoke_experiment, tmp_path):
+    """An experiment from before the journal, resumed or extended: its trials are on the page too."""
+    folder = tmp_path / "s"
+    shutil.copytree(smoke_experiment[0], folder)
+    journal.path(folder).unlink()
+    journal.Recorder(folder, recorded_grid(read_meta(folder)))
+    assert sorted(t.params["hidden"] for t in trials_of(folder)) == [32, 64]
+    fresh = tmp_path / "fresh"  # a new sweep's folder: nothing to rebuild, an empty study
+    fresh.mkdir()
+    journal.Recorder(fresh, recorded_grid(read_meta(folder)))
+    assert trials_of(fresh) == []
+
 def test_a_journal_cut_short_is_rebuilt_the_port_in_use_is_one_line_and_ctrl_c_stops_it(smoke_experiment, tmp_path):
     folder = tmp_path / "s"
     shutil.copytree(smoke_experiment[0], folder)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from tune_ae import results
 from tune_ae.config import field_choices, field_type
 from tune_ae.grids import Grid
 
@@ -80,8 +81,6 @@ def rebuild(folder: str | Path, grid: Grid) -> None:
     """Write the journal afresh from the experiment's tables (every trial, its epochs, its status)."""
     import optuna
 
-    from tune_ae import results
-
     folder = Path(folder).resolve()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     tmp = folder / f".{JOURNAL}.{os.getpid()}.tmp"
@@ -123,8 +122,10 @@ class Recorder:
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.folder = Path(folder).resolve()
-        if path(self.folder).exists() and not readable(self.folder):
-            rebuild(self.folder, grid)  # cut short: what the tables hold, then this run's results
+        # Cut short, or missing where trials ran already (an experiment from before the journal,
+        # resumed or extended): first what the tables hold, then this run's results.
+        if not readable(self.folder) and (path(self.folder).exists() or results.trial_dirs(self.folder)):
+            rebuild(self.folder, grid)
         self.storage = open_storage(self.folder)
         study = optuna.create_study(study_name=self.folder.name, direction="minimize", storage=self.storage,
                                     load_if_exists=True)
