@@ -71,7 +71,11 @@ class Range:
             return min(int(math.floor(math.exp(x) if self.log else x)), int(self.high))
         low, high = (math.log(self.low), math.log(self.high)) if self.log else (self.low, self.high)
         x = low + u * (high - low)
-        return min(max(float(f"{math.exp(x) if self.log else x:.4g}"), self.low), self.high)  # rounding stays inside
+        return self.round(math.exp(x) if self.log else x)
+
+    def round(self, value: float) -> float:
+        """`value` kept to 4 significant digits, inside the range (rounding must not leave it)."""
+        return min(max(float(f"{value:.4g}"), self.low), self.high)
 
 
 @dataclass(frozen=True)

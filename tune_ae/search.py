@@ -62,7 +62,6 @@ class PointwiseOptuna(SavedWhole, Searcher):
 
         super().__init__(metric=metric, mode=mode)
         self.points = grid.points()
-        self.fields = [name for name in self.points[0]] if self.points else []
         self.key_fields = grid.point_fields()
         self.ranges = dict(grid.ranges)
         space = domains(grid)
@@ -105,8 +104,7 @@ class PointwiseOptuna(SavedWhole, Searcher):
     def rounded(self, name: str, value):
         if not isinstance(value, float):
             return value
-        r = self.ranges[name]
-        return min(max(float(f"{value:.4g}"), r.low), r.high)  # rounding never leaves the range
+        return self.ranges[name].round(value)
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if trial_id in self.trial_point:
