@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import optuna
@@ -92,8 +93,14 @@ def test_a_journal_cut_short_is_rebuilt_the_port_in_use_is_one_line_and_ctrl_c_s
     assert not journal.readable(folder)
     port = free_port()
     page = serve(folder, port)
+    stuck = socket.create_connection(("127.0.0.1", port))
     try:
         assert journal.readable(folder) and len(trials_of(folder)) == 2
+        # A client that sends half a request and waits holds up only itself (a thread per request),
+        # and Ctrl-C below still stops the page while it waits.
+        stuck.sendall(b"GET / HTTP/1.1\r\n")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as answer:
+            assert "<h1>Experiment s</h1>" in answer.read().decode()
         second = subprocess.run([sys.executable, "-m", "tune_ae.dashboard", str(folder), "--port", str(port)],
                                 capture_output=True, text=True, timeout=60)
         lines = second.stderr.strip().splitlines()
@@ -101,6 +108,7 @@ def test_a_journal_cut_short_is_rebuilt_the_port_in_use_is_one_line_and_ctrl_c_s
         assert lines[0] == f"error: port {port} on 127.0.0.1 is in use; pass --port with a free one"
     finally:
         code, out, err = stop(page)
+        stuck.close()
     assert code == 0 and "dashboard stopped" in out and "Traceback" not in err, err
     assert f"dashboard of s: http://127.0.0.1:{port}/" in out
     wrong = subprocess.run([sys.executable, "-m", "tune_ae.dashboard", str(tmp_path)], capture_output=True, text=True,

@@ -17,7 +17,9 @@ from __future__ import annotations
 import errno
 import html
 import sys
+import threading
 from pathlib import Path
+from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from tune_ae import journal, lock
@@ -89,6 +91,26 @@ class QuietHandler(WSGIRequestHandler):
         pass
 
 
+class ThreadedServer(ThreadingMixIn, WSGIServer):
+    """A thread per request (as optuna-dashboard's own command serves): a client that connects and
+    sends nothing, or a slow one, holds up only itself."""
+
+    daemon_threads = True  # an open request never holds up the exit
+
+
+def serve_until_interrupted(server) -> None:
+    """Serve from a thread while this (main) thread waits for Ctrl-C. wsgiref catches every
+    exception a request raises, KeyboardInterrupt too: served from the main thread, a Ctrl-C that
+    lands while a request is handled (the live view polls every few seconds) would be swallowed."""
+    serving = threading.Thread(target=server.serve_forever, name="dashboard", daemon=True)
+    serving.start()
+    try:
+        while serving.is_alive():
+            serving.join(0.5)  # a timed wait: Ctrl-C interrupts it
+    finally:
+        server.shutdown()
+
+
 def app_for(folder: Path):
     """optuna-dashboard's app for the folder's journal, with the thin page at / and the folder's
     report files under /files/."""
@@ -132,7 +154,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m tune_ae.dashboard
         del optuna_dashboard  # imported here to say so in one line; app_for uses it
         ensure_journal(folder)
         app = app_for(folder)
-        server = make_server(args.host, args.port, app, server_class=WSGIServer, handler_class=QuietHandler)
+        server = make_server(args.host, args.port, app, server_class=ThreadedServer, handler_class=QuietHandler)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return USAGE_ERROR
@@ -149,7 +171,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m tune_ae.dashboard
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"dashboard of {folder.name}: http://{host}:{server.server_port}/  (Ctrl-C stops it)", flush=True)
     try:
-        server.serve_forever()
+        serve_until_interrupted(server)
     except KeyboardInterrupt:
         print("dashboard stopped", flush=True)
     finally:
