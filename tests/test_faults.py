@@ -1,10 +1,12 @@
-"""The fault matrix: a sweep ended by SIGTERM, SIGHUP (during its report), a full disk then
+"""The fault matrix: a sweep ended by two quick Ctrl-C, SIGTERM while Ray starts, a full disk then
 SIGKILL (its newest checkpoint truncated), a second run on the same folder, and a copied folder
-(two quick Ctrl-C: test_run.py). Each asserts the exit code and readable tables, and that
-`--resume` finishes with every epoch once and the metrics of an uninterrupted run.
+(SIGHUP during the report: test_run.py's random search). Each asserts the exit code and readable
+tables, and that `--resume` finishes with every epoch once and the metrics of an uninterrupted run.
+The three signals take one path (signals.py; tests/test_signals.py checks each), so the suite sends
+each once.
 
 One small trial (h = 64, 3,000 images, minibatches of 50, 24 epochs, a checkpoint every 2),
-killed once its epochs log holds a given number of epochs: no sleeps decide when.
+interrupted once its epochs log holds a given number of epochs: no sleeps decide when.
 """
 
 import json
@@ -13,6 +15,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,6 +27,8 @@ import torch
 from tune_ae import ray_internals, results, train
 from tune_ae.config import TrialConfig
 from tune_ae.data import load_fashion_mnist
+
+from tune_ae.experiment import read_meta
 
 from conftest import end_session, run_cli, start_cli, wait_for
 
@@ -52,8 +57,9 @@ def logged_epochs(folder: Path) -> int:
     return sum(len(p.read_text().splitlines()) for p in folder.glob("*/" + results.EPOCHS_LOG))
 
 
-def stop(driver: subprocess.Popen, sig: int, at_epoch: int, folder: Path) -> tuple[int, str, str]:
-    """Send `sig` to the driver once `at_epoch` epochs are logged; returns (exit code, stdout, stderr).
+def stop(driver: subprocess.Popen, sig: int, at_epoch: int, folder: Path, twice: bool = False) -> tuple[int, str, str]:
+    """Send `sig` to the driver once `at_epoch` epochs are logged (`twice`: again 0.2 s later, as a
+    person pressing Ctrl-C twice while Tune stops); returns (exit code, stdout, stderr).
 
     SIGKILL stands for a lost machine: the driver and every process of its Ray (trial workers
     included, which would otherwise write a checkpoint or two more) die at once. Either way,
@@ -65,6 +71,9 @@ def stop(driver: subprocess.Popen, sig: int, at_epoch: int, folder: Path) -> tup
         assert driver.poll() is None, "the sweep ended before the signal: " + driver.communicate()[1][-2000:]
         family = psutil.Process(driver.pid).children(recursive=True)
         driver.send_signal(sig)
+        if twice:
+            time.sleep(0.2)
+            driver.send_signal(sig)
         if sig == signal.SIGKILL:
             for process in family:
                 try:
@@ -106,39 +115,58 @@ def resume(store: Path, name: str, *extra: str):
     return done
 
 
-def test_sigterm_is_an_interruption_and_the_folder_is_locked_and_can_be_copied(real_data_dir, tmp_path, reference):
-    store, folder = tmp_path / "store", tmp_path / "store" / "term"
-    driver = start(real_data_dir, store, "term")
+def test_two_ctrl_c_the_folder_locked_a_resume_with_new_settings_and_a_copy_resumed(real_data_dir, tmp_path, reference):
+    store, folder = tmp_path / "store", tmp_path / "store" / "c"
+    driver = start(real_data_dir, store, "c")
     wait_for(lambda: logged_epochs(folder) >= 1, "the first epoch")
     # A second sweep on the same folder, new or resumed, ends at once naming the holder.
     for args in (SWEEP, ["--resume"]):
-        second = run_cli(*args, "--data-dir", str(real_data_dir), "--storage-path", str(store), "--name", "term",
+        second = run_cli(*args, "--data-dir", str(real_data_dir), "--storage-path", str(store), "--name", "c",
                          timeout=60)
         lines = second.stderr.strip().splitlines()
         assert second.returncode == 2 and len(lines) == 1, second.stderr
         assert "is in use by another run" in lines[0] and f"pid {driver.pid}" in lines[0], lines[0]
 
-    code, out, err = stop(driver, signal.SIGTERM, 7, folder)
-    assert code == 143 and "Traceback" not in err and "SIGTERM received" not in err, err[-2000:]
-    assert f"continue with:\n  python -m tune_ae.run --resume --name term --storage-path {store}" in err
+    # Ctrl-C, and again while Tune stops: faster, still an interruption.
+    code, out, err = stop(driver, signal.SIGINT, 7, folder, twice=True)
+    command = f"python -m tune_ae.run --resume --name c --storage-path {store}"
+    assert code == 130 and "Traceback" not in err and "KeyboardInterrupt" not in err, err[-2000:]
+    assert f"continue with:\n  {command}" in err
     trials = pd.read_parquet(folder / "trials.parquet")
     assert trials["status"].tolist() == ["interrupted"] and 6 <= trials["epochs_done"].item() < EPOCHS
 
     # A copy resumes from its own place and never reads or writes the original, even with its
     # newest checkpoint gone (Tune's saved state names it; Tune alone would fail the trial for good).
-    copy = tmp_path / "elsewhere" / "term"
+    copy = tmp_path / "elsewhere" / "c"
     shutil.copytree(folder, copy)
     before = {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
     (trial_dir,) = results.trial_dirs(copy)
     for name in checkpoints_named_by_tune(copy):  # e.g. rotated out by --keep-checkpoints after Tune's last save
         shutil.rmtree(trial_dir / name)
-    resumed = resume(copy.parent, "term")
+    resumed = resume(copy.parent, "c")
     assert "Tune's saved state is unusable (it names checkpoints that are gone" in resumed.stdout
     epochs = assert_complete(copy, reference)
     assert all(Path(d).is_relative_to(copy) for d in epochs["trial_dir"])
     assert all(Path(c).is_relative_to(copy) for c in results.load_table(copy, "trials")["checkpoint"])
     assert {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()} == before
     assert redone(copy) <= 2  # at most the epochs since the last checkpoint
+
+    # The original's resume may change resources, retries and checkpointing; a grid flag or the scheduler may not.
+    refused = run_cli("--resume", "--name", "c", "--storage-path", str(store), "--scheduler", "asha", timeout=60)
+    assert refused.returncode == 2 and "--scheduler cannot change on --resume" in refused.stderr
+    resumed = resume(store, "c", "--cpus-per-trial", "2", "--max-failures", "0", "--checkpoint-every", "5",
+                     "--keep-checkpoints", "3")
+    assert "resume: cpus_per_trial 1.0 -> 2.0" in resumed.stdout
+    meta = read_meta(folder)
+    assert meta["settings"]["cpus_per_trial"] == 2.0 and meta["settings"]["max_failures"] == 0
+    assert meta["runs"][-1]["changed_settings"] == {"cpus_per_trial": [1.0, 2.0], "max_failures": [3, 0],
+                                                     "checkpoint_every": [2, 5], "keep_checkpoints": [2, 3]}
+    epochs = pd.read_parquet(folder / "epochs.parquet")
+    assert epochs["epoch"].tolist() == list(range(1, EPOCHS + 1))
+    assert epochs["threads"].iloc[-1] == 2  # the resumed trial ran with the new CPU share
+    # ...and kept the new number of checkpoints (Tune restores each trial's own rotation)
+    assert len(list((folder / epochs["trial_dir"].iloc[0]).glob("checkpoint_*"))) == 3
+    assert (pd.read_parquet(folder / "trials.parquet")["status"] == "done").all()
 
 
 def test_sigterm_while_ray_starts_is_an_interruption_that_leaves_nothing(real_data_dir, tmp_path):
@@ -156,23 +184,7 @@ def test_sigterm_while_ray_starts_is_an_interruption_that_leaves_nothing(real_da
     assert not (store / "early").exists()  # nothing was saved, so nothing is left to collide with
 
 
-def test_a_signal_during_the_report_says_how_to_write_it(real_data_dir, tmp_path):
-    """SIGHUP here (a closed terminal), where the other tests send SIGTERM and SIGINT: the three
-    take one path (signals.py; tests/test_signals.py checks each), so one sweep covers SIGHUP."""
-    store, folder = tmp_path / "store", tmp_path / "store" / "rep"
-    driver = start_cli("--grid", "smoke", "--hidden", "32", "--data-dir", str(real_data_dir), "--storage-path", str(store),
-                       "--name", "rep")
-    try:
-        for line in driver.stdout:  # the tables are written and Ray is down: the report comes next
-            if "trials.csv:" in line:
-                driver.send_signal(signal.SIGHUP)
-                break
-        out, err = driver.communicate(timeout=120)
-    finally:
-        end_session(driver.pid)
-    assert driver.returncode == 129 and "Traceback" not in err, err[-2000:]
-    assert "after every trial ended" in err and f"python -m tune_ae.report {folder}" in err and "--resume" not in err
-    assert results.load_table(folder, "trials")["status"].tolist() == ["done"]
+# SIGHUP during the report: test_run.py's random search (one sweep for both).
 
 
 # Where a tmpfs cannot be mounted (no root), ENOSPC is injected instead: every Python write

@@ -14,7 +14,7 @@ import torch
 
 from tune_ae.experiment import read_meta
 
-from conftest import end_session, run_cli, start_cli, wait_for
+from conftest import end_session, run_cli, start_cli
 
 
 def test_smoke_grid_end_to_end(smoke_experiment, real_data_dir):
@@ -159,82 +159,38 @@ def test_other_commands_name_their_own_help(tmp_path):
 
 
 # A trial failing beside one that finishes: test_dashboard.py's browser test (one sweep for both).
+# Two quick Ctrl-C, then a resume with new settings: test_faults.py (one sweep for the fault matrix's
+# interruption, the lock and a copied folder).
 
 
-def test_every_trial_failing_is_one_line_each(real_data_dir, tmp_path):
-    done = run_cli("--grid", "smoke", "--hidden", "1000000000", "--max-failures", "0", "--data-dir", str(real_data_dir),
-                   "--storage-path", str(tmp_path), "--name", "f")
-    assert done.returncode == 1 and "Traceback" not in done.stderr
-    assert done.stderr.strip().splitlines() == [
-        "error: 1 trial(s) failed (see the error column)",
-        f"error: report not written: {tmp_path / 'f'} has no reported epochs yet (1 trial(s), none trained); nothing to plot",
-    ]
-    assert pd.read_csv(tmp_path / "f" / "trials.csv")["status"].tolist() == ["error"]
-
-
-# Enough epochs that neither trial ends before the two Ctrl-C, and that a trial resumed with a
-# checkpoint every 5 epochs writes the 3 it keeps (5, 10 and the last) even from epoch 0.
-CTRL_C_EPOCHS = 12
-
-
-def test_two_ctrl_c_exit_130_with_the_resume_command_and_resume_applies_new_settings(real_data_dir, tmp_path):
-    store, folder = tmp_path / "store", tmp_path / "store" / "c"
-    driver = start_cli("--grid", "smoke", "--epochs", str(CTRL_C_EPOCHS), "--batch-size", "50", "--checkpoint-every", "2",
-                       "--data-dir", str(real_data_dir), "--storage-path", str(store), "--name", "c", "--no-report")
-    try:
-        wait_for(lambda: len(list(folder.glob("*/checkpoint_*"))) >= 2, "checkpoints", every=0.2)
-        driver.send_signal(signal.SIGINT)  # what Ctrl-C sends
-        time.sleep(0.2)
-        driver.send_signal(signal.SIGINT)  # pressed again while Tune stops: faster, still an interruption
-        out, err = driver.communicate(timeout=120)
-    finally:
-        end_session(driver.pid)
-    command = f"python -m tune_ae.run --resume --name c --storage-path {store}"
-    assert driver.returncode == 130 and command in err and "Traceback" not in err, err[-2000:]
-    trials = pd.read_csv(folder / "trials.csv")
-    assert set(trials["status"]) <= {"interrupted", "not started"} and len(trials) == 2
-
-    # The resume may change resources, retries and checkpointing; a grid flag or the scheduler may not.
-    refused = run_cli("--resume", "--name", "c", "--storage-path", str(store), "--scheduler", "asha", timeout=60)
-    assert refused.returncode == 2 and "--scheduler cannot change on --resume" in refused.stderr
-    resumed = run_cli(*command.split()[3:], "--cpus-per-trial", "2", "--max-failures", "0", "--checkpoint-every", "5",
-                      "--keep-checkpoints", "3", "--no-report")
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "resume: cpus_per_trial 1.0 -> 2.0" in resumed.stdout
-    meta = read_meta(folder)
-    assert meta["settings"]["cpus_per_trial"] == 2.0 and meta["settings"]["max_failures"] == 0
-    assert meta["runs"][-1]["changed_settings"] == {"cpus_per_trial": [1.0, 2.0], "max_failures": [3, 0],
-                                                     "checkpoint_every": [2, 5], "keep_checkpoints": [2, 3]}
-    epochs = pd.read_parquet(folder / "epochs.parquet")
-    for _, t in epochs.groupby("trial_id"):
-        assert t["epoch"].tolist() == list(range(1, CTRL_C_EPOCHS + 1))
-        assert t["threads"].iloc[-1] == 2  # the resumed trials ran with the new CPU share
-        # ...and kept the new number of checkpoints (Tune restores each trial's own rotation)
-        assert len(list((folder / t["trial_dir"].iloc[0]).glob("checkpoint_*"))) == 3
-    assert (pd.read_parquet(folder / "trials.parquet")["status"] == "done").all()
-
-
-def test_a_sweep_killed_before_tune_saved_state_can_be_resumed(real_data_dir, tmp_path):
-    """The driver died after writing tune_ae.json, before Tune's first save: --resume starts it over."""
+def test_a_sweep_killed_before_tunes_first_save_starts_over_and_its_trials_all_failing_is_one_line_each(
+        real_data_dir, tmp_path):
+    """The driver died after writing tune_ae.json, before Tune's first save: --resume starts it over.
+    Its one trial cannot allocate its model: every trial failed, said in one line each (one sweep
+    for both, as each costs a Ray start)."""
     from tune_ae import experiment, grids
     from tune_ae.config import SweepSettings
 
     folder = tmp_path / "k"
-    one_trial = grids.override(grids.GRIDS["smoke"], {"hidden": 64})  # one trial is enough: a start over
+    one_trial = grids.override(grids.GRIDS["smoke"], {"hidden": 1000000000})  # one trial is enough: a start over
     experiment.write_meta(folder, "smoke", one_trial, SweepSettings(storage_path=str(tmp_path), name="k"),
                           {"folder": str(real_data_dir), "subset": 3000, "train_images": 3000, "test_images": 500},
                           experiment.this_run(None))
-    stray = folder / "train_autoencoder_0_hidden=64"
+    stray = folder / "train_autoencoder_0_hidden=1000000000"
     stray.mkdir()
     (stray / "params.json").write_text("{}")
     fresh = run_cli("--grid", "smoke", "--storage-path", str(tmp_path), "--name", "k", timeout=60)
     assert fresh.returncode == 2 and "already exists" in fresh.stderr and "--resume" in fresh.stderr
-    resumed = run_cli("--resume", "--name", "k", "--storage-path", str(tmp_path), "--no-report")
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    resumed = run_cli("--resume", "--name", "k", "--storage-path", str(tmp_path), "--max-failures", "0")
     assert "it has no Tune state yet" in resumed.stdout
-    assert (pd.read_parquet(folder / "trials.parquet")["status"] == "done").all()
     assert [p.name for p in folder.glob(".abandoned-*/*")] == [stray.name]  # kept, out of the way
     assert read_meta(folder)["runs"][-1]["restarted"] is True
+    assert resumed.returncode == 1 and "Traceback" not in resumed.stderr
+    assert resumed.stderr.strip().splitlines() == [
+        "error: 1 trial(s) failed (see the error column)",
+        f"error: report not written: {folder} has no reported epochs yet (1 trial(s), none trained); nothing to plot",
+    ]
+    assert pd.read_csv(folder / "trials.csv")["status"].tolist() == ["error"]
 
 
 def test_existing_experiment_is_not_overwritten(tmp_path):
@@ -302,20 +258,38 @@ def test_a_ray_client_address_from_the_environment_is_named_as_such(tmp_path):
 
 
 def test_a_random_search_samples_its_ranges_at_each_point_and_reports_per_point(real_data_dir, tmp_path):
-    done = run_cli("--grid", "smoke", "--hidden", "16", "--search", "random", "--lr", "1e-4:1e-2:log", "--dropout", "0:0.3",
-                   "--num-samples", "3", "--epochs", "2", "--subset", "300", "--cpus-per-trial", "2",  # one reused worker
-                   "--data-dir", str(real_data_dir),
-                   "--storage-path", str(tmp_path), "--name", "r")
-    assert done.returncode == 0, done.stderr[-3000:]
-    trials = pd.read_parquet(tmp_path / "r" / "trials.parquet")
+    """Its report is cut short by SIGHUP (a closed terminal; the fault matrix's third signal, where
+    test_faults.py sends SIGINT and SIGTERM): the tables stand, and the command the driver names
+    writes the report. One sweep for both, as each costs a Ray start."""
+    folder = tmp_path / "r"
+    driver = start_cli("--grid", "smoke", "--hidden", "16", "--search", "random", "--lr", "1e-4:1e-2:log",
+                       "--dropout", "0:0.3", "--num-samples", "3", "--epochs", "2", "--subset", "300",
+                       "--cpus-per-trial", "2",  # one reused worker
+                       "--data-dir", str(real_data_dir), "--storage-path", str(tmp_path), "--name", "r")
+    try:
+        for line in driver.stdout:  # the tables are written and Ray is down: the report comes next
+            if "trials.csv:" in line:
+                driver.send_signal(signal.SIGHUP)
+                break
+        out, err = driver.communicate(timeout=120)
+    finally:
+        end_session(driver.pid)
+    assert driver.returncode == 129 and "Traceback" not in err, err[-2000:]
+    assert "after every trial ended" in err and f"python -m tune_ae.report {folder}" in err and "--resume" not in err
+    assert not (folder / "report.md").exists()
+    trials = pd.read_parquet(folder / "trials.parquet")
     assert len(trials) == 3 and (trials["status"] == "done").all() and set(trials["hidden"]) == {16}
     assert trials["lr"].between(1e-4, 1e-2).all() and trials["dropout"].between(0, 0.3).all()
     assert len(trials[["lr", "dropout"]].drop_duplicates()) == 3
-    meta = read_meta(tmp_path / "r")
+    meta = read_meta(folder)
     assert meta["grid"]["search"] == "random" and meta["grid"]["ranges"]["lr"] == [1e-4, 1e-2, "log"]
-    report_md = (tmp_path / "r" / "report.md").read_text()
+
+    report = subprocess.run([sys.executable, "-m", "tune_ae.report", str(folder)], capture_output=True, text=True,
+                            timeout=300)
+    assert report.returncode == 0, report.stderr[-3000:]
+    report_md = (folder / "report.md").read_text()
     assert "## The search" in report_md and "the best of 3 sampled configurations" in report_md
-    assert "### What mattered" in report_md and (tmp_path / "r" / "figures" / "search.png").is_file()
+    assert "### What mattered" in report_md and (folder / "figures" / "search.png").is_file()
 
 
 def test_extending_a_finished_experiment_by_a_seed_trains_only_the_new_trials(smoke_experiment, tmp_path):
