@@ -14,10 +14,11 @@ export TUNE_AE_NO_DOWNLOAD=1 RAY_AUTH_MODE=${RAY_AUTH_MODE:-disabled}
 
 step() {  # step NAME LIMIT_S COMMAND...: run, time, keep the output, never hang
   local name=$1 limit=$2; shift 2
-  local t0=$(date +%s.%N)
+  local t0=$(date +%s%N)
   timeout -s KILL "$limit" "$@" > "$OUT/$name.log" 2>&1
-  local rc=$? t1=$(date +%s.%N)
-  printf '== %s: exit %s, %.1f s wall\n' "$name" "$rc" "$(echo "$t1 - $t0" | bc)"
+  local rc=$? t1=$(date +%s%N)
+  local tenths=$(( (t1 - t0) / 100000000 ))  # bash integers: the GPU machine has no bc
+  printf '== %s: exit %s, %d.%d s wall\n' "$name" "$rc" $((tenths / 10)) $((tenths % 10))
   tail -n "${TAIL:-12}" "$OUT/$name.log"
 }
 epoch_ms() {  # median epoch time (ms) per hidden size of an experiment
