@@ -20,7 +20,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 # The fast tier (`python -m pytest -m "not slow"`) leaves out every test that starts a Ray, a
 # sweep or a cluster, or reads the full data set: those are "slow", by fixture or by module.
-SLOW_FIXTURES = {"ray_session", "smoke_experiment", "local_cluster", "real_data_dir"}
+SLOW_FIXTURES = {"ray_session", "smoke_experiment", "quarter_gpu_study", "local_cluster", "real_data_dir"}
 SLOW_MODULES = {"test_run", "test_faults"}  # every test there runs the CLI end to end
 
 
@@ -31,7 +31,7 @@ SLOW_MODULES = {"test_run", "test_faults"}  # every test there runs the CLI end 
 # (join_group), 394 s for 288 tests with the search and dashboard tests (2026-12-01); 453-500 s
 # for 301 tests, then 375-388 s for 297 with fewer Ray starts and the long tests first, 381 s in
 # `bash .ci/run` on a fresh clone (2026-12-02).
-SHARED = {"ray_session": "ray", "smoke_experiment": "smoke", "local_cluster": "cluster"}
+SHARED = {"ray_session": "ray", "quarter_gpu_study": "ray", "smoke_experiment": "smoke", "local_cluster": "cluster"}
 
 
 # tryfirst: pytest-xdist reads the xdist_group marks in its own hook of the same name.
@@ -225,3 +225,26 @@ def smoke_experiment(real_data_dir, tmp_path_factory):
                    env={"XDG_CACHE_HOME": str(cache)})
     assert done.returncode == 0, done.stderr[-3000:]
     return storage / "s", done
+
+
+@pytest.fixture(scope="session")
+def quarter_gpu_study(ray_session, tmp_path_factory):
+    """One in-process sweep on tiny data, shared by test_tuner.py (four trials at once on a
+    quarter of the logical GPU each) and test_report.py (seed spread, the width figure): 2
+    widths x 2 output activations x 2 seeds, 12 epochs (long enough that the first four
+    overlap), 0.5 CPU and 0.25 GPU per trial. Its experiment folder."""
+    from tune_ae import experiment, tuner
+    from tune_ae.config import SweepSettings
+    from tune_ae.data import load_fashion_mnist
+    from tune_ae.grids import Grid
+
+    root = tmp_path_factory.mktemp("study")
+    data = load_fashion_mnist(write_dataset(root / "d", n_train=2000, n_test=200), expect_full=False)
+    grid = Grid({"hidden": (64, 256), "output_activation": ("relu", "identity"), "epochs": (12,), "batch_size": (100,),
+                 "lr": (3e-3,), "seed": (0, 1)})
+    settings = SweepSettings(storage_path=str(root / "store"), name="study", cpus_per_trial=0.5, gpus_per_trial=0.25)
+    folder = root / "store" / "study"
+    experiment.write_meta(folder, "custom", grid, settings, {"folder": data.folder, "subset": None, "train_images": 2000,
+                                                            "test_images": 200}, experiment.this_run(None))
+    tuner.build_tuner(grid, settings, data).fit()
+    return folder

@@ -81,20 +81,24 @@ def report_with_checkpoint():
     return trainable
 
 
-@pytest.fixture
-def fitted(ray_session, tmp_path, monkeypatch):
-    """A two-trial fit whose trials save a checkpoint each; what Tune's handlers were during it."""
+@pytest.fixture(scope="module")
+def fitted(ray_session, tmp_path_factory):
+    """A two-trial fit whose trials save a checkpoint each; what Tune's handlers were during it.
+    One fit for the module's tests, read only; its two trials share one worker (2 CPUs each)."""
     seen = {}
 
     class Look(tune.Callback):
         def on_step_begin(self, iteration, trials, **info):
             seen["usr1"], seen["int"] = signal.getsignal(signal.SIGUSR1), signal.getsignal(signal.SIGINT)
 
-    monkeypatch.setenv(ray_internals.DISABLE_TUNE_SIGINT, "1")
-    before = signal.getsignal(signal.SIGINT)
-    tune.Tuner(report_with_checkpoint(), param_space={"hidden": tune.grid_search([8, 16])},
-               run_config=tune.RunConfig(storage_path=str(tmp_path), name="x", callbacks=[Look()], verbose=0)).fit()
-    return tmp_path / "x", seen, before
+    folder = tmp_path_factory.mktemp("fitted")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv(ray_internals.DISABLE_TUNE_SIGINT, "1")
+        before = signal.getsignal(signal.SIGINT)
+        tune.Tuner(tune.with_resources(report_with_checkpoint(), {"cpu": 2}),
+                   param_space={"hidden": tune.grid_search([8, 16])},
+                   run_config=tune.RunConfig(storage_path=str(folder), name="x", callbacks=[Look()], verbose=0)).fit()
+    return folder / "x", seen, before
 
 
 def test_saved_state_and_signal_handlers_of_a_real_fit(fitted):

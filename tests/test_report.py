@@ -133,35 +133,23 @@ def test_a_trial_whose_checkpoint_does_not_read_is_named_and_the_rest_reported(s
     assert [label for label, _ in built.reconstructions] == ["original", "h = 64"]
 
 
-def test_seed_spread_and_width_figure_from_a_small_sweep(ray_session, tmp_path):
-    """A real sweep on tiny data: 2 widths x 2 output activations x 2 seeds, then the report."""
-    from conftest import write_dataset
-    from tune_ae import experiment, tuner
-    from tune_ae.config import SweepSettings
-    from tune_ae.data import load_fashion_mnist
-    from tune_ae.grids import Grid
-
-    data = load_fashion_mnist(write_dataset(tmp_path / "d", n_train=500, n_test=100), expect_full=False)
-    grid = Grid({"hidden": (8, 32), "output_activation": ("relu", "identity"), "epochs": (4,), "batch_size": (50,),
-                 "lr": (3e-3,), "seed": (0, 1)})
-    settings = SweepSettings(storage_path=str(tmp_path / "store"), name="study", cpus_per_trial=1)
-    folder = tmp_path / "store" / "study"
-    experiment.write_meta(folder, "custom", grid, settings, {"folder": data.folder, "subset": None, "train_images": 500,
-                                                            "test_images": 100}, experiment.this_run(None))
-    tuner.build_tuner(grid, settings, data).fit()
+def test_seed_spread_and_width_figure_from_a_small_sweep(quarter_gpu_study):
+    """A real sweep on tiny data (conftest.quarter_gpu_study: 2 widths x 2 output activations x
+    2 seeds), then the report."""
+    folder = quarter_gpu_study
     text = report.write_report(folder).read_text()
 
     spread = pd.read_csv(folder / "spread.csv")
-    assert len(spread) == 4 and (spread["n"] == 2).all() and (spread["epochs_done"] == 4).all()
+    assert len(spread) == 4 and (spread["n"] == 2).all() and (spread["epochs_done"] == 12).all()
     assert set(spread["output_activation"]) == {"relu", "identity"} and (spread["final_sd"] > 0).all()
     summary = pd.read_csv(folder / "summary.csv")
-    one = summary[(summary["hidden"] == 8) & (summary["output_activation"] == "relu")]["final_val_loss"]
-    row = spread[(spread["hidden"] == 8) & (spread["output_activation"] == "relu")].iloc[0]
+    one = summary[(summary["hidden"] == 64) & (summary["output_activation"] == "relu")]["final_val_loss"]
+    row = spread[(spread["hidden"] == 64) & (spread["output_activation"] == "relu")].iloc[0]
     assert row["final_mean"] == pytest.approx(one.mean()) and row["final_sd"] == pytest.approx(one.std())
     for line in tables.findings(spread):
         assert line in text
-    best = spread[spread["hidden"] == 32].sort_values("final_mean").iloc[0]
-    assert f"At h = 32 the best configuration (output_activation {best['output_activation']}) reaches" in text
+    best = spread[spread["hidden"] == 256].sort_values("final_mean").iloc[0]
+    assert f"At h = 256 the best configuration (output_activation {best['output_activation']}) reaches" in text
     assert (folder / "figures" / "val_loss_vs_width.png").stat().st_size > 10_000
     assert (folder / "figures" / "val_loss_vs_width.pdf").is_file()
     figure = figures.width_figure(dataclasses.replace(tables.build(folder), spread=spread,

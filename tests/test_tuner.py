@@ -21,28 +21,25 @@ def test_auto_gpu_share_splits_the_card_among_concurrent_trials(ray_session, tmp
     assert tuner.trial_resources(paper_shape, settings(tmp_path, "a", cpus_per_trial=0.5)) == {"cpu": 0.5, "gpu": 0.25}
 
 
-def test_quarter_gpus_run_four_trials_concurrently_on_cpu(ray_session, tmp_path):
-    data = load_fashion_mnist(write_dataset(tmp_path / "d", n_train=2000, n_test=200), expect_full=False)
-    grid = Grid({"hidden": (64, 128, 256, 512), "epochs": (12,), "batch_size": (100,)})
-    s = settings(tmp_path, "gpu", cpus_per_trial=0.5, gpus_per_trial=0.25)
-    tuner.build_tuner(grid, s, data).fit()
-
-    trials = results.load_trials(tmp_path / "store" / "gpu")
-    assert len(trials) == 4 and (trials["status"] == "done").all()
-    # Every trial started before any trial ended: all four held their quarter GPU at once.
-    assert trials["started_at"].max() < trials["ended_at"].min()
+def test_quarter_gpus_run_four_trials_concurrently_on_cpu(quarter_gpu_study):
+    """The shared sweep (conftest.quarter_gpu_study): 8 trials, 0.5 CPU and 0.25 of the logical GPU each."""
+    trials = results.load_trials(quarter_gpu_study)
+    assert len(trials) == 8 and (trials["status"] == "done").all()
+    # The first four trials started before any trial ended: four held their quarter GPU at once.
+    assert sorted(trials["started_at"])[3] < trials["ended_at"].min()
     # The logical GPU has no CUDA behind it: each trial fell back to the CPU, one thread.
-    epochs = results.load_epochs(tmp_path / "store" / "gpu")
+    epochs = results.load_epochs(quarter_gpu_study)
     assert set(epochs["device"]) == {"cpu"} and set(epochs["threads"]) == {1}
 
 
 def test_asha_stops_poor_trials_early(ray_session, tmp_path):
     data = load_fashion_mnist(write_dataset(tmp_path / "d"), expect_full=False)
     grid = Grid({"hidden": (4, 8, 64, 128), "epochs": (30,), "batch_size": (50,), "lr": (3e-3,)})
-    s = settings(tmp_path, "asha", scheduler="asha", checkpoint_every=10)
+    # One trial at a time (2 CPUs each on 2), in one reused worker.
+    s = settings(tmp_path, "asha", scheduler="asha", checkpoint_every=10, cpus_per_trial=2)
     tuner.build_tuner(grid, s, data).fit()
     trials = results.load_trials(tmp_path / "store" / "asha").set_index("hidden")
-    # Widest trials start first and set the bar at the first rung (epoch 10); narrow ones fall below it.
+    # Widest trials run first and set the bar at the first rung (epoch 10); narrow ones fall below it.
     assert (trials["status"] == "stopped early").sum() >= 1
     assert set(trials.loc[trials["status"] == "stopped early", "epochs_done"]) == {10}
     assert trials.loc[128, "status"] == "done" and trials.loc[128, "epochs_done"] == 30
