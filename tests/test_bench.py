@@ -18,7 +18,7 @@ from tune_ae.data import load_fashion_mnist
 def test_benchmark_produces_every_field_on_tiny_data(tiny_dir, tmp_path):
     data = load_fashion_mnist(tiny_dir, expect_full=False)
     report = bench.run_benchmark(data, [8, 32], epochs=1, subset=None, threads=1, precisions=["fp32", "bf16"],
-                                 with_ray=False)
+                                 with_ray=False, peak_size=256)
     assert {"device", "machine", "threads", "versions", "matmul_peak_gflops", "results"} <= set(report) and "ray" not in report
     assert report["machine"]["cores"] == os.cpu_count() and report["machine"]["date"][:2] == "20"
     assert report["device"] == "cpu" and set(report["matmul_peak_gflops"]) == {"fp32", "bf16"}

@@ -274,8 +274,10 @@ def ray_overhead(data_dir: str) -> dict:
 
 
 def run_benchmark(data: FashionMNIST, hidden_sizes: list[int], epochs: int, subset: int | None,
-                  threads: int, precisions: list[str], with_ray: bool) -> dict:
-    """Every figure of the benchmark on `data` (already cut to `subset` training images)."""
+                  threads: int, precisions: list[str], with_ray: bool, peak_size: int = 2048) -> dict:
+    """Every figure of the benchmark on `data` (already cut to `subset` training images);
+    `peak_size`: the side of the matmuls that measure the peak (smaller in the tests: 2048 takes
+    ~9 s on one CPU thread)."""
     torch.set_num_threads(threads)
     device = train.pick_device()
     n_train, n_val = len(data.train_images), len(data.test_images)
@@ -283,7 +285,7 @@ def run_benchmark(data: FashionMNIST, hidden_sizes: list[int], epochs: int, subs
     ray_report = ray_overhead(data.folder) if with_ray else None
     # The peak is measured before and after the timings and the higher kept: a shared
     # machine's slow spell during a short measurement must not flatter "% of peak".
-    peaks = {name: matmul_peak_gflops(dtype, device) for name, dtype in peak_dtypes(device).items()}
+    peaks = {name: matmul_peak_gflops(dtype, device, peak_size) for name, dtype in peak_dtypes(device).items()}
     report = {
         "device": str(device), "machine": machine(), "threads": threads,
         "versions": {k: versions()[k] for k in ("torch", "torchvision", "ray")},
@@ -308,7 +310,7 @@ def run_benchmark(data: FashionMNIST, hidden_sizes: list[int], epochs: int, subs
                     f"val_loss_after_{epochs + 1}_epochs": val_loss,
                 })
     for name, dtype in peak_dtypes(device).items():
-        peaks[name] = max(peaks[name], matmul_peak_gflops(dtype, device))
+        peaks[name] = max(peaks[name], matmul_peak_gflops(dtype, device, peak_size))
     for r in report["results"]:
         r["fraction_of_peak"] = r["ours_train_gflops"] / peaks[r["precision"]]
     if ray_report:
