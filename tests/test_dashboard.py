@@ -31,10 +31,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve(folder: Path, port: int, *extra: str) -> subprocess.Popen:
+def serve(folder: Path, port: int, *extra: str, **popen) -> subprocess.Popen:
     """`python -m tune_ae.dashboard FOLDER --port PORT`, once it answers."""
     page = subprocess.Popen([sys.executable, "-m", "tune_ae.dashboard", str(folder), "--port", str(port), *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
     deadline = time.monotonic() + 60
     while True:
         assert page.poll() is None, page.communicate()[1]
@@ -114,7 +114,9 @@ def test_a_journal_cut_short_is_rebuilt_the_port_in_use_is_one_line_and_ctrl_c_s
     wrong = subprocess.run([sys.executable, "-m", "tune_ae.dashboard", str(tmp_path)], capture_output=True, text=True,
                            timeout=60)
     assert wrong.returncode == 2 and wrong.stderr.startswith("error: ") and "is not a tune_ae experiment" in wrong.stderr
-    wide = serve(folder, free_port(), "--host", "0.0.0.0")
+    # Started with SIGINT ignored (a script's background job, or a driver started from one): Ctrl-C still stops it.
+    wide = serve(folder, free_port(), "--host", "0.0.0.0",
+                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     code, out, err = stop(wide)
     assert code == 0 and "warning: serving on 0.0.0.0" in err and "SSH port forward" in err
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import html
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -169,6 +170,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m tune_ae.dashboard
         print(f"warning: serving on {args.host}: every machine that reaches this one sees the experiment, with no "
               "login; prefer the default 127.0.0.1 and an SSH port forward", file=sys.stderr)
     host = f"[{args.host}]" if ":" in args.host else args.host
+    # Python leaves SIGINT ignored when it starts so (a script's background job, and the page a
+    # driver started from one): Ctrl-C, and the driver's stop, would then do nothing.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     print(f"dashboard of {folder.name}: http://{host}:{server.server_port}/  (Ctrl-C stops it)", flush=True)
     try:
         serve_until_interrupted(server)
