@@ -30,7 +30,8 @@ SLOW_MODULES = {"test_run", "test_faults"}  # every test there runs the CLI end 
 # 2-core Intel Xeon VM of README's Timings: 328 s for 252 tests once the groups took effect
 # (join_group), 394 s for 288 tests with the search and dashboard tests (2026-12-01); 453-500 s
 # for 301 tests, then 375-388 s for 297 with fewer Ray starts and the long tests first, 381 s in
-# `bash .ci/run` on a fresh clone (2026-12-02).
+# `bash .ci/run` on a fresh clone (2026-12-02 morning); 354 s, then 297 s for 295 tests with three
+# sweeps merged into others and a shared quarter-GPU study, 275 s in `bash .ci/run` (2026-12-02).
 SHARED = {"ray_session": "ray", "quarter_gpu_study": "ray", "smoke_experiment": "smoke", "local_cluster": "cluster"}
 
 
