@@ -168,6 +168,15 @@ def test_two_ctrl_c_the_folder_locked_a_resume_with_new_settings_and_a_copy_resu
     assert len(list((folder / epochs["trial_dir"].iloc[0]).glob("checkpoint_*"))) == 3
     assert (pd.read_parquet(folder / "trials.parquet")["status"] == "done").all()
 
+    # Tune's files there but not restoring (its pickled Tuner cut short): the trials' own folders
+    # carry the sweep, and the one finished trial is not counted as one to run.
+    tuner_file = folder / "tuner.pkl"  # ray/tune/impl/tuner_internal.py, _TUNER_PKL
+    tuner_file.write_bytes(tuner_file.read_bytes()[:100])
+    again = resume(store, "c")
+    assert "Tune's saved state is unusable (UnpicklingError" in again.stdout
+    assert "resuming c: 0 trial(s)" in again.stdout and " started (" not in again.stdout, again.stdout
+    assert pd.read_parquet(folder / "epochs.parquet")["epoch"].tolist() == list(range(1, EPOCHS + 1))
+
 
 def test_sigterm_while_ray_starts_is_an_interruption_that_leaves_nothing(real_data_dir, tmp_path):
     store = tmp_path / "store"

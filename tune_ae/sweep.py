@@ -274,6 +274,18 @@ def adopt_trial_folders(folder: Path, grid: Grid) -> None:
             shutil.move(str(trial_dir), aside / trial_dir.name)
 
 
+def trials_to_run(grid: Grid, finished: list[dict] | None) -> list[dict]:
+    """What the progress lines count and label: the configs of the trials this Tuner runs (a
+    restored Tuner runs every trial; a new one on an old folder leaves the `finished` be)."""
+    configs = [c.to_dict() for c in grid.trial_configs()] if grid.known_in_advance \
+        else [p for p in grid.points() for _ in range(grid.num_samples)]
+    if finished:
+        keys = {results.config_key(c) for c in finished}
+        configs = [c for c in configs if results.config_key(c) not in keys] \
+            if grid.known_in_advance else configs[len(finished):]
+    return configs
+
+
 def run(grid_name: str, grid: Grid, settings: SweepSettings, data: FashionMNIST, resuming: bool,
         address: str | None = None, trainable: Callable = train_autoencoder, changed: dict | None = None,
         command: list[str] | None = None, extended: dict | None = None,
@@ -312,13 +324,7 @@ def run(grid_name: str, grid: Grid, settings: SweepSettings, data: FashionMNIST,
 
         watchdog = callbacks.PendingWatchdog(settings.pending_timeout_s)
         finished = finished_trials(folder) if restart else None
-        # What the progress lines count and label: the trials this Tuner runs.
-        configs = [c.to_dict() for c in grid.trial_configs()] if grid.known_in_advance \
-            else [p for p in grid.points() for _ in range(grid.num_samples)]
-        if finished:
-            keys = {results.config_key(c) for c in finished}
-            configs = [c for c in configs if results.config_key(c) not in keys] \
-                if grid.known_in_advance else configs[len(finished):]
+        configs = trials_to_run(grid, finished)
         hooks = [callbacks.Progress(grid.swept(), configs, folder=folder), watchdog, callbacks.DashboardLog(folder, grid)]
         if on_record:
             on_record(folder)
@@ -333,7 +339,9 @@ def run(grid_name: str, grid: Grid, settings: SweepSettings, data: FashionMNIST,
                 problem = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
                 restart = True
                 experiment.add_to_last_run(folder, {"restarted": True})
-                finished = finished_trials(folder)  # the new Tuner leaves them be
+                finished = finished_trials(folder)  # the new Tuner leaves them be, and the progress lines too
+                configs = trials_to_run(grid, finished)
+                hooks[0] = callbacks.Progress(grid.swept(), configs, folder=folder)
         if restart and extended is not None:
             added = ", ".join(f"{k} {' '.join(map(str, v))}" for k, v in extended.items())
             print(f"{settings.name}: extended ({added}); {len(finished)} finished trial(s) kept as they are")
