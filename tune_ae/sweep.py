@@ -239,8 +239,8 @@ def finished_trials(folder: Path) -> list[dict]:
         except (OSError, ValueError, KeyError, TypeError):
             continue
     trials = results.load_trials(folder)
-    finished = trials[(trials["status"] == "done") | (trials["status"] == "stopped early") & trials["trial_dir"].map(
-        lambda d: isinstance(d, str) and stopped.get(Path(d).name, False))]
+    finished = trials[(trials["status"] == "done") | ((trials["status"] == "stopped early") & trials["trial_dir"].map(
+        lambda d: isinstance(d, str) and stopped.get(Path(d).name, False)))]
     return [{**{name: row[name] for name in TRIAL_FIELDS}, "value": row["final_val_loss"]}
             for row in finished.to_dict("records")]
 

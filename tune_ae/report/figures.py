@@ -21,7 +21,7 @@ from matplotlib.ticker import MaxNLocator
 
 from tune_ae import labels
 from tune_ae.experiment import recorded_grid
-from tune_ae.report.tables import RECONSTRUCTION_SEED, Tables, spread_columns
+from tune_ae.report.tables import RECONSTRUCTION_SEED, Tables, finished_samples, spread_columns
 
 SCREEN_DPI = 100  # the PNGs are for report.md on a screen; print from the PDFs (vector)
 PIXEL_SCALE = 2  # screen pixels per image pixel in the reconstructions sheet
@@ -160,7 +160,7 @@ def parallel_coordinates(tables: Tables) -> Figure:
     as a multiple of PCA's, the best drawn last and thick."""
     grid = recorded_grid(tables.meta)
     searched, points = grid.searched(), grid.point_fields() or ["hidden"]
-    finished = tables.summary[tables.summary["status"].isin(("done", "stopped early"))].dropna(subset=["final_val_loss"])
+    finished = finished_samples(tables.summary)
     finished = finished.assign(x_pca=finished["final_val_loss"] / finished["pca_val_mse"])
     groups = list(finished.groupby(points, sort=True))
     fig, axes = plt.subplots(len(groups), 1, figsize=(1.8 * len(searched) + 3, 2.8 * len(groups)), squeeze=False,

@@ -256,12 +256,18 @@ def findings(spread: pd.DataFrame) -> list[str]:
     return lines
 
 
+def finished_samples(summary: pd.DataFrame) -> pd.DataFrame:
+    """The trials that ended well (done, or stopped early by the scheduler) with a final
+    val_loss: what a search's table, its importance and its figure compare."""
+    return summary[summary["status"].isin(results.FINISHED) & summary["final_val_loss"].notna()]
+
+
 def search_table(summary: pd.DataFrame, grid: Grid) -> pd.DataFrame:
     """Per point of a search: how many samples finished, the best one's searched values, its
     final val_loss and PCA's at k = h, the ratio, and the report's recipe where the experiment
     holds a trial with TrialConfig's defaults for every searched field (else NaN)."""
     searched, points = grid.searched(), grid.point_fields() or ["hidden"]
-    finished = summary[summary["status"].isin(results.FINISHED) & summary["final_val_loss"].notna()]
+    finished = finished_samples(summary)
     rows = []
     for key, at in finished.groupby(points, sort=True):
         best = at.loc[at["final_val_loss"].idxmin()]
@@ -296,7 +302,7 @@ def importance(summary: pd.DataFrame, grid: Grid) -> pd.DataFrame:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     searched, points = grid.searched(), grid.point_fields() or ["hidden"]
     distributions = {n: d for n, d in journal.distributions(grid).items() if n in searched}  # the dashboard's too
-    finished = summary[summary["status"].isin(results.FINISHED) & summary["final_val_loss"].notna()]
+    finished = finished_samples(summary)
     rows = []
     for key, at in finished.groupby(points, sort=True):
         row = dict(zip(points, key if isinstance(key, tuple) else (key,)))
