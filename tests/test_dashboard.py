@@ -3,6 +3,7 @@ during a sweep and after it; a journal cut short; the port in use; Ctrl-C."""
 
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -36,20 +37,26 @@ def serve(folder: Path, port: int, *extra: str, **popen) -> subprocess.Popen:
     page = subprocess.Popen([sys.executable, "-m", "tune_ae.dashboard", str(folder), "--port", str(port), *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
     deadline = time.monotonic() + 60
-    while True:
+    while not select.select([page.stdout], [], [], 0.2)[0]:  # its address once it serves (not merely the port)
         assert page.poll() is None, page.communicate()[1]
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return page
-        except OSError:
-            assert time.monotonic() < deadline, "the dashboard never answered"
-            time.sleep(0.2)
+        assert time.monotonic() < deadline, "the dashboard never said its address"
+    said = page.stdout.readline()
+    assert said.startswith("dashboard of "), said + page.communicate(timeout=60)[1]
+    socket.create_connection(("127.0.0.1", port), timeout=10).close()
+    page.said = said
+    return page
 
 
 def stop(page: subprocess.Popen) -> tuple[int, str, str]:
-    page.send_signal(signal.SIGINT)  # Ctrl-C
-    out, err = page.communicate(timeout=30)
-    return page.returncode, out, err
+    """Ctrl-C; (exit code, all it printed, its stderr). Killed if it has not ended within 30 s."""
+    page.send_signal(signal.SIGINT)
+    try:
+        out, err = page.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        page.kill()
+        out, err = page.communicate()
+        raise AssertionError(f"the page did not stop on SIGINT within 30 s: {err[-2000:]}") from None
+    return page.returncode, page.said + out, err
 
 
 def trials_of(folder: Path) -> list:
@@ -114,7 +121,7 @@ def test_a_journal_cut_short_is_rebuilt_the_port_in_use_is_one_line_and_ctrl_c_s
     wrong = subprocess.run([sys.executable, "-m", "tune_ae.dashboard", str(tmp_path)], capture_output=True, text=True,
                            timeout=60)
     assert wrong.returncode == 2 and wrong.stderr.startswith("error: ") and "is not a tune_ae experiment" in wrong.stderr
-    # Started with SIGINT ignored (a script's background job, or a driver started from one): Ctrl-C still stops it.
+    # Started with SIGINT ignored (a shell script's background job): SIGINT still stops it.
     wide = serve(folder, free_port(), "--host", "0.0.0.0",
                  preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     code, out, err = stop(wide)
@@ -248,3 +255,16 @@ def test_the_page_in_a_browser_while_the_sweep_runs_and_after(browser, real_data
         assert shot.stat().st_size > 10_000
     finally:
         stop(page)
+
+
+def test_a_page_whose_serving_fails_does_not_end_as_if_stopped():
+    """The server's thread dying (a bug, the socket lost) is raised where Ctrl-C is awaited: not exit 0."""
+    from types import SimpleNamespace
+
+    from tune_ae import dashboard
+
+    def broken():
+        raise OSError("the socket is gone")
+
+    with pytest.raises(OSError, match="the socket is gone"):
+        dashboard.serve_until_interrupted(SimpleNamespace(serve_forever=broken, shutdown=lambda: None))

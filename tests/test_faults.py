@@ -1,9 +1,10 @@
-"""The fault matrix: a sweep ended by two quick Ctrl-C, SIGTERM while Ray starts, a full disk then
-SIGKILL (its newest checkpoint truncated), a second run on the same folder, and a copied folder
-(SIGHUP during the report: test_run.py's random search). Each asserts the exit code and readable
-tables, and that `--resume` finishes with every epoch once and the metrics of an uninterrupted run.
-The three signals take one path (signals.py; tests/test_signals.py checks each), so the suite sends
-each once.
+"""The fault matrix: a sweep ended by SIGTERM and then Ctrl-C while Tune stops, SIGTERM while
+Ray starts, a full disk then SIGKILL (its newest checkpoint truncated), a second run on the same
+folder, and a copied folder (SIGHUP: during the random search's report in test_run.py). Each
+asserts the exit code and readable tables, and each sweep that stopped part way is resumed and
+must finish with every epoch once and the metrics of an uninterrupted run. Every stop signal
+takes one path (signals.py, its cases in tests/test_signals.py); here SIGTERM is the one sent
+with Ray up, as Ray's own SIGTERM handling is what tune_ae turns off (sweep.start_ray).
 
 One small trial (h = 64, 3,000 images, minibatches of 50, 24 epochs, a checkpoint every 2),
 interrupted once its epochs log holds a given number of epochs: no sleeps decide when.
@@ -57,9 +58,10 @@ def logged_epochs(folder: Path) -> int:
     return sum(len(p.read_text().splitlines()) for p in folder.glob("*/" + results.EPOCHS_LOG))
 
 
-def stop(driver: subprocess.Popen, sig: int, at_epoch: int, folder: Path, twice: bool = False) -> tuple[int, str, str]:
-    """Send `sig` to the driver once `at_epoch` epochs are logged (`twice`: again 0.2 s later, as a
-    person pressing Ctrl-C twice while Tune stops); returns (exit code, stdout, stderr).
+def stop(driver: subprocess.Popen, sig: int, at_epoch: int, folder: Path, then: int | None = None
+         ) -> tuple[int, str, str]:
+    """Send `sig` to the driver once `at_epoch` epochs are logged (and `then` 0.2 s later, while
+    Tune stops: e.g. a person pressing Ctrl-C); returns (exit code, stdout, stderr).
 
     SIGKILL stands for a lost machine: the driver and every process of its Ray (trial workers
     included, which would otherwise write a checkpoint or two more) die at once. Either way,
@@ -71,9 +73,9 @@ def stop(driver: subprocess.Popen, sig: int, at_epoch: int, folder: Path, twice:
         assert driver.poll() is None, "the sweep ended before the signal: " + driver.communicate()[1][-2000:]
         family = psutil.Process(driver.pid).children(recursive=True)
         driver.send_signal(sig)
-        if twice:
+        if then is not None:
             time.sleep(0.2)
-            driver.send_signal(sig)
+            driver.send_signal(then)
         if sig == signal.SIGKILL:
             for process in family:
                 try:
@@ -115,7 +117,8 @@ def resume(store: Path, name: str, *extra: str):
     return done
 
 
-def test_two_ctrl_c_the_folder_locked_a_resume_with_new_settings_and_a_copy_resumed(real_data_dir, tmp_path, reference):
+def test_sigterm_then_ctrl_c_the_folder_locked_a_resume_with_new_settings_and_a_copy_resumed(real_data_dir, tmp_path,
+                                                                                               reference):
     store, folder = tmp_path / "store", tmp_path / "store" / "c"
     driver = start(real_data_dir, store, "c")
     wait_for(lambda: logged_epochs(folder) >= 1, "the first epoch")
@@ -127,10 +130,12 @@ def test_two_ctrl_c_the_folder_locked_a_resume_with_new_settings_and_a_copy_resu
         assert second.returncode == 2 and len(lines) == 1, second.stderr
         assert "is in use by another run" in lines[0] and f"pid {driver.pid}" in lines[0], lines[0]
 
-    # Ctrl-C, and again while Tune stops: faster, still an interruption.
-    code, out, err = stop(driver, signal.SIGINT, 7, folder, twice=True)
+    # SIGTERM (Ray's own handler, which prints "SIGTERM received" and kills, is off), then Ctrl-C
+    # while Tune stops: faster, still an interruption, and the first signal's.
+    code, out, err = stop(driver, signal.SIGTERM, 7, folder, then=signal.SIGINT)
     command = f"python -m tune_ae.run --resume --name c --storage-path {store}"
-    assert code == 130 and "Traceback" not in err and "KeyboardInterrupt" not in err, err[-2000:]
+    assert code == 143 and "interrupted (SIGTERM)" in err, err[-2000:]
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err and "SIGTERM received" not in err, err[-2000:]
     assert f"continue with:\n  {command}" in err
     trials = pd.read_parquet(folder / "trials.parquet")
     assert trials["status"].tolist() == ["interrupted"] and 6 <= trials["epochs_done"].item() < EPOCHS
@@ -157,6 +162,7 @@ def test_two_ctrl_c_the_folder_locked_a_resume_with_new_settings_and_a_copy_resu
     resumed = resume(store, "c", "--cpus-per-trial", "2", "--max-failures", "0", "--checkpoint-every", "5",
                      "--keep-checkpoints", "3")
     assert "resume: cpus_per_trial 1.0 -> 2.0" in resumed.stdout
+    assert "saved state is unusable" not in resumed.stdout  # Tune's restore, not a new Tuner, took the new settings
     meta = read_meta(folder)
     assert meta["settings"]["cpus_per_trial"] == 2.0 and meta["settings"]["max_failures"] == 0
     assert meta["runs"][-1]["changed_settings"] == {"cpus_per_trial": [1.0, 2.0], "max_failures": [3, 0],

@@ -159,15 +159,16 @@ def test_other_commands_name_their_own_help(tmp_path):
 
 
 # A trial failing beside one that finishes: test_dashboard.py's browser test (one sweep for both).
-# Two quick Ctrl-C, then a resume with new settings: test_faults.py (one sweep for the fault matrix's
-# interruption, the lock and a copied folder).
+# SIGTERM then Ctrl-C, then a resume with new settings: test_faults.py (one sweep for the fault
+# matrix's interruption, the lock and a copied folder).
 
 
 def test_a_sweep_killed_before_tunes_first_save_starts_over_and_its_trials_all_failing_is_one_line_each(
         real_data_dir, tmp_path):
     """The driver died after writing tune_ae.json, before Tune's first save: --resume starts it over.
     Its one trial cannot allocate its model: every trial failed, said in one line each (one sweep
-    for both, as each costs a Ray start)."""
+    for both, as each costs a Ray start). A restarted sweep that trains to the end: the copied
+    folder's resume in test_faults.py."""
     from tune_ae import experiment, grids
     from tune_ae.config import SweepSettings
 

@@ -31,8 +31,7 @@ def test_an_optuna_search_gives_each_point_its_samples_and_resumes_with_its_sear
     data = load_fashion_mnist(write_dataset(tmp_path / "d", n_train=300, n_test=60), expect_full=False)
     grid = Grid({"hidden": (8, 16), "epochs": (2,), "batch_size": (100,)}, ranges={"lr": Range(1e-4, 1e-2, log=True)},
                 search="optuna", num_samples=3, search_seed=7)
-    # One trial at a time (2 CPUs each on 2): they share one worker per fit.
-    s = SweepSettings(storage_path=str(tmp_path / "store"), name="o", scheduler="asha", cpus_per_trial=2)
+    s = SweepSettings(storage_path=str(tmp_path / "store"), name="o", scheduler="asha")
     tuner.build_tuner(grid, s, data, callbacks=[StopAfterFirst()]).fit()
     folder = tmp_path / "store" / "o"
     first = results.load_trials(folder)

@@ -103,13 +103,23 @@ def serve_until_interrupted(server) -> None:
     """Serve from a thread while this (main) thread waits for Ctrl-C. wsgiref catches every
     exception a request raises, KeyboardInterrupt too: served from the main thread, a Ctrl-C that
     lands while a request is handled (the live view polls every few seconds) would be swallowed."""
-    serving = threading.Thread(target=server.serve_forever, name="dashboard", daemon=True)
+    failed = []
+
+    def serve():
+        try:
+            server.serve_forever()
+        except BaseException as err:  # raised again below, in this thread: not an exit 0
+            failed.append(err)
+
+    serving = threading.Thread(target=serve, name="dashboard", daemon=True)
     serving.start()
     try:
         while serving.is_alive():
             serving.join(0.5)  # a timed wait: Ctrl-C interrupts it
     finally:
         server.shutdown()
+    if failed:
+        raise failed[0]
 
 
 def app_for(folder: Path):
@@ -143,6 +153,9 @@ def app_for(folder: Path):
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m tune_ae.dashboard") -> int:
+    # Python leaves SIGINT ignored when it starts so (e.g. a shell script's background job, where
+    # the shell ignores it for the job): Ctrl-C, or a `kill -INT`, would then do nothing.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     args = build_parser(prog).parse_args(sys.argv[1:] if argv is None else argv)
     folder = Path(args.experiment).expanduser().resolve()
     try:
@@ -170,9 +183,6 @@ def main(argv: list[str] | None = None, prog: str = "python -m tune_ae.dashboard
         print(f"warning: serving on {args.host}: every machine that reaches this one sees the experiment, with no "
               "login; prefer the default 127.0.0.1 and an SSH port forward", file=sys.stderr)
     host = f"[{args.host}]" if ":" in args.host else args.host
-    # Python leaves SIGINT ignored when it starts so (a script's background job, and the page a
-    # driver started from one): Ctrl-C, and the driver's stop, would then do nothing.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
     print(f"dashboard of {folder.name}: http://{host}:{server.server_port}/  (Ctrl-C stops it)", flush=True)
     try:
         serve_until_interrupted(server)
