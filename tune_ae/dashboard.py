@@ -157,6 +157,14 @@ def main(argv: list[str] | None = None, prog: str = "python -m tune_ae.dashboard
     # the shell ignores it for the job): Ctrl-C, or a `kill -INT`, would then do nothing.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     args = build_parser(prog).parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        return serve_experiment(args)
+    except KeyboardInterrupt:  # Ctrl-C whenever it comes, serving or still starting: a stop, not a traceback
+        print("dashboard stopped", flush=True)
+        return OK
+
+
+def serve_experiment(args) -> int:
     folder = Path(args.experiment).expanduser().resolve()
     try:
         check(folder, args.port)
@@ -179,15 +187,13 @@ def main(argv: list[str] | None = None, prog: str = "python -m tune_ae.dashboard
         else:
             print(f"error: cannot serve on {args.host}:{args.port} ({err.strerror})", file=sys.stderr)
         return USAGE_ERROR
-    if args.host not in LOOPBACK:
-        print(f"warning: serving on {args.host}: every machine that reaches this one sees the experiment, with no "
-              "login; prefer the default 127.0.0.1 and an SSH port forward", file=sys.stderr)
-    host = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"dashboard of {folder.name}: http://{host}:{server.server_port}/  (Ctrl-C stops it)", flush=True)
     try:
+        if args.host not in LOOPBACK:
+            print(f"warning: serving on {args.host}: every machine that reaches this one sees the experiment, with no "
+                  "login; prefer the default 127.0.0.1 and an SSH port forward", file=sys.stderr)
+        host = f"[{args.host}]" if ":" in args.host else args.host
+        print(f"dashboard of {folder.name}: http://{host}:{server.server_port}/  (Ctrl-C stops it)", flush=True)
         serve_until_interrupted(server)
-    except KeyboardInterrupt:
-        print("dashboard stopped", flush=True)
     finally:
         server.server_close()
     return OK
