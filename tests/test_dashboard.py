@@ -177,7 +177,7 @@ def browser():
         chromium.close()
 
 
-EPOCHS = 5
+EPOCHS = 3
 
 
 def trial_workers(session: int) -> list[psutil.Process]:
