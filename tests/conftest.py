@@ -32,8 +32,7 @@ SLOW_MODULES = {"test_run", "test_faults"}  # every test there runs the CLI end 
 # for 301 tests, then 375-388 s for 297 with fewer Ray starts and the long tests first, 381 s in
 # `bash .ci/run` on a fresh clone (2026-12-02 morning); 354 s, then 297 s for 295 tests with three
 # sweeps merged into others and a shared quarter-GPU study, 275 s in `bash .ci/run` (2026-12-02).
-SHARED = {"ray_session": "ray", "quarter_gpu_study": "ray", "smoke_experiment": "smoke", "local_cluster": "cluster",
-          "reference": "faults"}  # test_faults.py's uninterrupted run, computed once for its two sweeps
+SHARED = {"ray_session": "ray", "quarter_gpu_study": "ray", "smoke_experiment": "smoke", "local_cluster": "cluster"}
 
 
 # tryfirst: pytest-xdist reads the xdist_group marks in its own hook of the same name.
