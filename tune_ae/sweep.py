@@ -325,7 +325,8 @@ def run(grid_name: str, grid: Grid, settings: SweepSettings, data: FashionMNIST,
         watchdog = callbacks.PendingWatchdog(settings.pending_timeout_s)
         finished = finished_trials(folder) if restart else None
         configs = trials_to_run(grid, finished)
-        hooks = [callbacks.Progress(grid.swept(), configs, folder=folder), watchdog, callbacks.DashboardLog(folder, grid)]
+        journal_log = callbacks.DashboardLog(folder, grid)
+        hooks = [callbacks.Progress(grid.swept(), configs, folder=folder), watchdog, journal_log]
         if on_record:
             on_record(folder)
         sweep = None
@@ -341,7 +342,7 @@ def run(grid_name: str, grid: Grid, settings: SweepSettings, data: FashionMNIST,
                 experiment.add_to_last_run(folder, {"restarted": True})
                 finished = finished_trials(folder)  # the new Tuner leaves them be, and the progress lines too
                 configs = trials_to_run(grid, finished)
-                hooks[0] = callbacks.Progress(grid.swept(), configs, folder=folder)
+                hooks = [callbacks.Progress(grid.swept(), configs, folder=folder), watchdog, journal_log]
         if restart and extended is not None:
             added = ", ".join(f"{k} {' '.join(map(str, v))}" for k, v in extended.items())
             print(f"{settings.name}: extended ({added}); {len(finished)} finished trial(s) kept as they are")
