@@ -20,21 +20,17 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 # The fast tier (`python -m pytest -m "not slow"`) leaves out every test that starts a Ray, a
 # sweep or a cluster, or reads the full data set: those are "slow", by fixture or by module.
-SLOW_FIXTURES = {"ray_session", "smoke_experiment", "quarter_gpu_study", "local_cluster", "real_data_dir"}
+SLOW_FIXTURES = {"ray_session", "smoke_experiment", "local_cluster", "real_data_dir"}  # and what uses them
 SLOW_MODULES = {"test_run", "test_faults"}  # every test there runs the CLI end to end
 
 
 # Under pytest-xdist (`-n 2 --dist loadgroup`, the suite's default in pyproject.toml), the
 # tests that share a session's Ray, its smoke sweep or the module's cluster run on one worker
-# each, so that each is started once; everything else spreads over the workers. Measured on the
-# 2-core Intel Xeon VM of README's Timings: 328 s for 252 tests once the groups took effect
-# (join_group), 394 s for 288 tests with the search and dashboard tests (2026-12-01); 453-500 s
-# for 301 tests, then 375-388 s for 297 with fewer Ray starts and the long tests first, 381 s in
-# `bash .ci/run` on a fresh clone (2026-12-02 morning); 354 s, then 297 s for 295 tests with three
-# sweeps merged into others and a shared quarter-GPU study, 275 s in `bash .ci/run`; 296 tests in
-# 300 s and 316 s in `bash .ci/run`, 307-334 s locally (2026-12-02). The two fault sweeps as one
-# group (a third long one) took 334 s: groups are handed out whole.
-SHARED = {"ray_session": "ray", "quarter_gpu_study": "ray", "smoke_experiment": "smoke", "local_cluster": "cluster"}
+# each, so that each is started once; everything else spreads over the workers. A fixture that
+# uses one of these (quarter_gpu_study uses ray_session) is in its group: fixturenames holds the
+# whole closure. Groups are handed out whole, so few and long ones unbalance the workers (the two
+# fault sweeps as a fourth group: 334 s, against 300-316 s without; README's Tests has the times).
+SHARED = {"ray_session": "ray", "smoke_experiment": "smoke", "local_cluster": "cluster"}
 
 
 # tryfirst: pytest-xdist reads the xdist_group marks in its own hook of the same name.
