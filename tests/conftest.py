@@ -227,6 +227,15 @@ def start_cli(*args: str, env: dict | None = None):
                             stderr=subprocess.PIPE, text=True, start_new_session=True, env={**os.environ, **(env or {})})
 
 
+def journal_trials(folder: Path) -> list:
+    """The Optuna trials of an experiment's journal (journal.py), as the dashboard reads them."""
+    import optuna
+
+    from tune_ae import journal
+
+    return optuna.load_study(study_name=Path(folder).name, storage=journal.open_storage(folder)).get_trials()
+
+
 def wait_for(condition, what: str, timeout: float = 120, every: float = 0.05) -> None:
     """Poll `condition` until it holds; an AssertionError naming `what` after `timeout` seconds."""
     import time

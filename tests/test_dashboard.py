@@ -1,5 +1,5 @@
-"""The live page (dashboard.py) and the journal it serves (journal.py), in a real Chromium:
-during a sweep and after it; a journal cut short; the port in use; Ctrl-C."""
+"""The live page (dashboard.py), in a real Chromium: during a sweep and after it; a journal cut
+short; the port in use; Ctrl-C. The journal it serves (journal.py): tests/test_journal.py."""
 
 import os
 import re
@@ -13,15 +13,13 @@ import time
 import urllib.request
 from pathlib import Path
 
-import optuna
 import pandas as pd
 import psutil
 import pytest
 
 from tune_ae import journal, results
-from tune_ae.experiment import read_meta, recorded_grid
 
-from conftest import end_session, start_cli, wait_for
+from conftest import end_session, journal_trials, start_cli, wait_for
 
 CHROMIUM = Path(os.environ.get("TUNE_AE_CHROMIUM", "/usr/bin/chromium"))
 
@@ -59,39 +57,6 @@ def stop(page: subprocess.Popen) -> tuple[int, str, str]:
     return page.returncode, page.said + out, err
 
 
-def trials_of(folder: Path) -> list:
-    storage = journal.open_storage(folder)
-    return optuna.load_study(study_name=folder.name, storage=storage).get_trials()
-
-
-def test_the_drivers_journal_is_what_the_tables_rebuild(smoke_experiment, tmp_path):
-    """Written live by the driver, or rebuilt from the tables: the same trials, states, curves."""
-    folder = tmp_path / "s"
-    shutil.copytree(smoke_experiment[0], folder)
-    live = sorted(trials_of(folder), key=lambda t: t.params["hidden"])
-    journal.rebuild(folder, recorded_grid(read_meta(folder)))
-    rebuilt = sorted(trials_of(folder), key=lambda t: t.params["hidden"])
-    assert [t.params for t in live] == [t.params for t in rebuilt] == [{"hidden": 32}, {"hidden": 64}]
-    assert [t.state.name for t in live] == [t.state.name for t in rebuilt] == ["COMPLETE", "COMPLETE"]
-    assert [t.intermediate_values for t in live] == [t.intermediate_values for t in rebuilt]
-    assert [sorted(t.intermediate_values) for t in live] == [[1, 2, 3], [1, 2, 3]]
-    epochs = pd.read_parquet(folder / "epochs.parquet")
-    assert live[0].value == pytest.approx(epochs[(epochs["hidden"] == 32) & (epochs["epoch"] == 3)]["val_loss"].item())
-
-
-
-def test_a_driver_resuming_an_experiment_without_a_journal_first_writes_what_the_tables_hold(smoke_experiment, tmp_path):
-    """An experiment from before the journal, resumed or extended: its trials are on the page too."""
-    folder = tmp_path / "s"
-    shutil.copytree(smoke_experiment[0], folder)
-    journal.path(folder).unlink()
-    journal.Recorder(folder, recorded_grid(read_meta(folder)))
-    assert sorted(t.params["hidden"] for t in trials_of(folder)) == [32, 64]
-    fresh = tmp_path / "fresh"  # a new sweep's folder: nothing to rebuild, an empty study
-    fresh.mkdir()
-    journal.Recorder(fresh, recorded_grid(read_meta(folder)))
-    assert trials_of(fresh) == []
-
 def test_a_journal_cut_short_is_rebuilt_the_port_in_use_is_one_line_and_ctrl_c_stops_it(smoke_experiment, tmp_path):
     folder = tmp_path / "s"
     shutil.copytree(smoke_experiment[0], folder)
@@ -102,7 +67,7 @@ def test_a_journal_cut_short_is_rebuilt_the_port_in_use_is_one_line_and_ctrl_c_s
     page = serve(folder, port)
     stuck = socket.create_connection(("127.0.0.1", port))
     try:
-        assert journal.readable(folder) and len(trials_of(folder)) == 2
+        assert journal.readable(folder) and len(journal_trials(folder)) == 2
         # A client that sends half a request and waits holds up only itself (a thread per request),
         # and Ctrl-C below still stops the page while it waits.
         stuck.sendall(b"GET / HTTP/1.1\r\n")

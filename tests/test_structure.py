@@ -109,3 +109,20 @@ def test_ray_tunes_internals_are_named_in_one_module():
         used = sorted(attributes & INTERNAL_ATTRIBUTES) + sorted(
             {s for s in strings for name in INTERNAL_STRINGS if name in s} | {s for s in strings if s.split("/")[-1] in TUNE_FILES})
         assert not used, f"{path.relative_to(PACKAGE.parent)} uses Ray Tune's internals {used}: go through ray_internals"
+
+
+def test_every_module_has_its_test_file():
+    """tune_ae/X.py -> tests/test_X.py; a package's module tune_ae/P/X.py -> tests/test_P_X.py, or
+    tests/test_P.py for those tested through the package (e.g. report/write.py, the report command)."""
+    tests = PACKAGE.parent / "tests"
+    missing = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        if parts[-1] == "__main__" or parts == ("__init__",):
+            continue
+        names = [f"test_{'_'.join(p for p in parts if p != '__init__')}.py"]
+        if len(parts) > 1:
+            names.append(f"test_{parts[0]}.py")
+        if not any((tests / name).is_file() for name in names):
+            missing.append(f"{path.relative_to(PACKAGE.parent)}: none of {names}")
+    assert not missing, missing
