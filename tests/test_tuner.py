@@ -34,7 +34,8 @@ def test_quarter_gpus_run_four_trials_concurrently_on_cpu(quarter_gpu_study):
 
 def test_asha_stops_poor_trials_early(ray_session, tmp_path):
     data = load_fashion_mnist(write_dataset(tmp_path / "d"), expect_full=False)
-    grid = Grid({"hidden": (4, 8, 64, 128), "epochs": (30,), "batch_size": (50,), "lr": (3e-3,)})
+    # 12 epochs: one rung (ASHA's grace period, epoch 10) before the end.
+    grid = Grid({"hidden": (4, 8, 64, 128), "epochs": (12,), "batch_size": (50,), "lr": (3e-3,)})
     # One trial at a time (2 CPUs each on 2), in one reused worker.
     s = settings(tmp_path, "asha", scheduler="asha", checkpoint_every=10, cpus_per_trial=2)
     tuner.build_tuner(grid, s, data).fit()
@@ -42,7 +43,7 @@ def test_asha_stops_poor_trials_early(ray_session, tmp_path):
     # Widest trials run first and set the bar at the first rung (epoch 10); narrow ones fall below it.
     assert (trials["status"] == "stopped early").sum() >= 1
     assert set(trials.loc[trials["status"] == "stopped early", "epochs_done"]) == {10}
-    assert trials.loc[128, "status"] == "done" and trials.loc[128, "epochs_done"] == 30
+    assert trials.loc[128, "status"] == "done" and trials.loc[128, "epochs_done"] == 12
 
 
 def test_trials_that_can_never_start_stop_the_sweep(ray_session, tmp_path):
