@@ -126,3 +126,14 @@ def test_every_module_has_its_test_file():
         if not any((tests / name).is_file() for name in names):
             missing.append(f"{path.relative_to(PACKAGE.parent)}: none of {names}")
     assert not missing, missing
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_a_commands_module_imports_nothing_heavy(command):
+    """Each command sets up its Ctrl-C and error handling first thing in main, after its own
+    import: that import must be quick (no torch, pandas, Ray, Optuna or matplotlib, ~0.5-3 s
+    each), or a Ctrl-C right after starting it prints a traceback."""
+    heavy = ("torch", "pandas", "ray", "optuna", "matplotlib")
+    code = f"import sys, {command}; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr[-2000:]

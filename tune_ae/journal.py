@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tune_ae import results
 from tune_ae.config import field_choices, field_type
 from tune_ae.grids import Grid
 
@@ -81,6 +80,8 @@ def rebuild(folder: str | Path, grid: Grid) -> None:
     """Write the journal afresh from the experiment's tables (every trial, its epochs, its status)."""
     import optuna
 
+    from tune_ae import results  # pandas: not at import, which the dashboard command does before its Ctrl-C handling
+
     folder = Path(folder).resolve()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     tmp = folder / f".{JOURNAL}.{os.getpid()}.tmp"
@@ -119,6 +120,8 @@ class Recorder:
 
     def __init__(self, folder: str | Path, grid: Grid):
         import optuna
+
+        from tune_ae import results
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.folder = Path(folder).resolve()
