@@ -19,9 +19,9 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 
 # The fast tier (`python -m pytest -m "not slow"`) leaves out every test that starts a Ray, a
-# sweep or a cluster, or reads the full data set: those are "slow", by fixture or by module.
+# sweep or a cluster, or reads the full data set: those are "slow", by the fixtures they use (or
+# marked so by hand). The rest, the tables of bad input to the commands included, is the fast tier.
 SLOW_FIXTURES = {"ray_session", "smoke_experiment", "local_cluster", "real_data_dir"}  # and what uses them
-SLOW_MODULES = {"test_run", "test_faults"}  # every test there runs the CLI end to end
 
 
 # Under pytest-xdist (`-n 2 --dist loadgroup`, the suite's default in pyproject.toml), the
@@ -38,15 +38,14 @@ SHARED = {"ray_session": "ray", "smoke_experiment": "smoke", "local_cluster": "c
 def pytest_collection_modifyitems(config, items):
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
-        if SLOW_FIXTURES & fixtures or item.module.__name__ in SLOW_MODULES:
+        if SLOW_FIXTURES & fixtures:
             item.add_marker(pytest.mark.slow)
         group = next((group for fixture, group in SHARED.items() if fixture in fixtures), None)
         if group:
             join_group(item, group)
     # The long tests first, the quick ones last (a stable sort: each module's order holds), so
     # that the last tests a worker is handed are short (pytest_xdist_make_scheduler below hands
-    # them out one at a time). Quick: the unit tests, and the tables of bad input (parametrized)
-    # in the slow modules.
+    # them out one at a time). Quick: the fast tier, its parametrized tables last.
     items.sort(key=lambda item: (item.get_closest_marker("slow") is None, hasattr(item, "callspec")))
 
 

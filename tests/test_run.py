@@ -143,6 +143,7 @@ def alone(command: list[str]) -> list[str]:
                 "the --address auto test needs one to hide the machine's other Rays", pytrace=False)
 
 
+@pytest.mark.slow  # the command end to end, in a PID namespace of its own
 def test_address_auto_without_a_cluster(tmp_path):
     command = alone([sys.executable, "-m", "tune_ae.run", "--grid", "smoke", "--address", "auto",
                      "--storage-path", str(tmp_path), "--name", "x"])
