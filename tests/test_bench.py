@@ -95,3 +95,18 @@ def test_a_sweep_that_exits_0_with_a_trial_not_done_is_refused():
     assert bench.sweep_problem(0, trials, "") == "2 of 3 trials not done: h=64 error, h=128 stopped early"
     assert bench.sweep_problem(0, trials.iloc[:1], "") is None
     assert bench.sweep_problem(130, trials.iloc[:1], None) == "the sweep exited with 130"
+
+
+def test_the_test_timing_script_takes_only_a_whole_pass_as_a_time():
+    """benchmarks/tests.py: the README's test times; a tier with a failure or a skip is not one."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("timing", Path(__file__).parent.parent / "benchmarks" / "tests.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.whole_pass("306 passed in 213.21s (0:03:33)") == ("306 passed", 213.21)
+    assert script.whole_pass("262 passed, 44 deselected in 20.31s") == ("262 passed, 44 deselected", 20.31)
+    for line in ("1 failed, 305 passed in 200.01s (0:03:20)", "300 passed, 6 skipped in 10.00s",
+                 "==== 2 errors in 3.10s ====", "no tests ran in 0.01s", "Interrupted: 1 error during collection"):
+        assert script.whole_pass(line) is None, line
