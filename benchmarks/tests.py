@@ -29,7 +29,7 @@ def whole_pass(summary: str) -> tuple[str, float] | None:
     """(counts, seconds) from pytest's last line when every test it ran passed, else None
     (deselected ones are the other tier's)."""
     found = SUMMARY.match(summary)
-    if not found or re.search(r"failed|error|skipped|xpass", found["counts"]):
+    if not found or re.search(r"\b(failed|errors?|skipped|xpassed)\b", found["counts"]):
         return None
     return found["counts"], float(found["seconds"])
 

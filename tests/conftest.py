@@ -64,10 +64,12 @@ def pytest_xdist_make_scheduler(config, log):
         def _reschedule(self, node) -> None:
             if node.shutting_down:
                 return
+            # A loop: after a worker crashes, pytest-xdist puts back every unit it had, finished ones
+            # too, so a unit handed out may hold no test; a worker left holding one would wait forever.
+            while self.workqueue and self._pending_of(self.assigned_work[node]) <= 1:
+                self._assign_work_unit(node)
             if not self.workqueue:
                 node.shutdown()
-            elif self._pending_of(self.assigned_work[node]) <= 1:
-                self._assign_work_unit(node)
 
     return OneAhead(config, log)
 

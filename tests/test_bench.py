@@ -107,6 +107,7 @@ def test_the_test_timing_script_takes_only_a_whole_pass_as_a_time():
     spec.loader.exec_module(script)
     assert script.whole_pass("306 passed in 213.21s (0:03:33)") == ("306 passed", 213.21)
     assert script.whole_pass("262 passed, 44 deselected in 20.31s") == ("262 passed, 44 deselected", 20.31)
-    for line in ("1 failed, 305 passed in 200.01s (0:03:20)", "300 passed, 6 skipped in 10.00s",
+    assert script.whole_pass("305 passed, 1 xfailed in 200.00s") == ("305 passed, 1 xfailed", 200.0)  # as expected
+    for line in ("1 failed, 305 passed in 200.01s (0:03:20)", "300 passed, 6 skipped in 10.00s", "305 passed, 1 xpassed in 9.00s",
                  "==== 2 errors in 3.10s ====", "no tests ran in 0.01s", "Interrupted: 1 error during collection"):
         assert script.whole_pass(line) is None, line

@@ -1,6 +1,7 @@
 """The CLI end to end, in subprocesses: smoke sweep, bad input, and a SIGKILLed driver resumed."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -198,7 +199,9 @@ def test_a_sweep_killed_before_tunes_first_save_starts_over_and_its_trials_all_f
 def test_existing_experiment_is_not_overwritten(tmp_path):
     (tmp_path / "store" / "taken").mkdir(parents=True)
     (tmp_path / "store" / "taken" / "keep.txt").write_text("mine")
-    done = run_cli("--name", "taken", "--storage-path", str(tmp_path / "store"), timeout=60)
+    # No data to be found: were the refusal gone, this would fail at once, not start a sweep.
+    done = run_cli("--name", "taken", "--storage-path", str(tmp_path / "store"), timeout=60,
+                   env={"TUNE_AE_DATA": "", "XDG_CACHE_HOME": str(tmp_path / "cache")})
     assert done.returncode == 2 and "already exists" in done.stderr and "--resume" in done.stderr
     assert (tmp_path / "store" / "taken" / "keep.txt").read_text() == "mine"
 
@@ -206,7 +209,6 @@ def test_existing_experiment_is_not_overwritten(tmp_path):
 def test_uri_storage_path_end_to_end_under_the_embedded_rays_own_token(real_data_dir, tmp_path):
     """A file:// URI as storage, and token auth on with no token chosen (the sweep's token is
     its own, removed with the run, never ~/.ray/auth_token): one sweep for both, to save a Ray start."""
-    import shutil
     import tempfile
 
     remote = f"file://{tmp_path}/bucket/sweeps"
@@ -238,7 +240,8 @@ def test_the_embedded_rays_token_is_private(monkeypatch):
     from tune_ae import sweep
 
     monkeypatch.setenv("RAY_AUTH_MODE", "token")
-    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH", raising=False)
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", "unset")  # so that monkeypatch restores its absence
+    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH")
     monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
     folder = sweep.private_token()
     token = folder / "token"
@@ -249,11 +252,13 @@ def test_the_embedded_rays_token_is_private(monkeypatch):
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     monkeypatch.delenv("RAY_AUTH_TOKEN_PATH")
     assert sweep.private_token() is None
+    shutil.rmtree(folder)
     # A sweep with it: test_uri_storage_path_end_to_end_under_the_embedded_rays_own_token.
 
 
 def test_a_ray_client_address_from_the_environment_is_named_as_such(tmp_path):
-    done = run_cli("--storage-path", str(tmp_path), env={"RAY_ADDRESS": "ray://10.0.0.5:10001"}, timeout=60)
+    done = run_cli("--storage-path", str(tmp_path), timeout=60, env={"RAY_ADDRESS": "ray://10.0.0.5:10001",
+                   "TUNE_AE_DATA": "", "XDG_CACHE_HOME": str(tmp_path / "cache")})  # no data: no sweep, whatever happens
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1, done.stderr
     assert lines[0].startswith("error: RAY_ADDRESS 'ray://10.0.0.5:10001': Ray Client (ray://) is not supported")
@@ -295,8 +300,6 @@ def test_a_random_search_samples_its_ranges_at_each_point_and_reports_per_point(
 
 
 def test_extending_a_finished_experiment_by_a_seed_trains_only_the_new_trials(smoke_experiment, tmp_path):
-    import shutil
-
     folder = tmp_path / "s"
     shutil.copytree(smoke_experiment[0], folder)  # the shared sweep stays as it is
     logs = {p: p.read_bytes() for p in folder.glob("*/tune_ae_epochs.jsonl")}
