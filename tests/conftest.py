@@ -16,6 +16,9 @@ from tune_ae.data import IMAGE_MAGIC, LABEL_MAGIC, STEMS
 # No test may reach the network: every data lookup that misses must fail, not download.
 os.environ["TUNE_AE_NO_DOWNLOAD"] = "1"
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+# Nor may a Ray the developer points at (RAY_ADDRESS, read by `tune_ae.run` as its --address)
+# take the tests' sweeps: each test starts its own, or names the address it means.
+os.environ.pop("RAY_ADDRESS", None)
 
 
 # The fast tier (`python -m pytest -m "not slow"`) leaves out every test that starts a Ray, a
