@@ -1,4 +1,6 @@
 import gzip
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -147,3 +149,12 @@ def test_real_data_full_set(real_data_dir):
     # Pixel mean of the training set, as the data's README states it.
     assert abs(full.train_images.float().mean().item() / 255 - 0.2861) < 1e-3
     print(f"loaded the full set in {elapsed:.2f} s")
+
+
+def test_missing_data_is_said_without_importing_torch(tmp_path):
+    """Where the files are, or that they are not, needs no torch (~1.5 s to import): a wrong
+    --data-dir is answered at once."""
+    code = ("import sys\nfrom tune_ae import data\ntry:\n    data.find_data_dir(sys.argv[1], allow_download=False)\n"
+            "except data.DataError as err:\n    print('torch' in sys.modules, 'not found' in str(err))")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["False", "True"], done.stdout + done.stderr[-2000:]

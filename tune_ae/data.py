@@ -18,9 +18,12 @@ import sys
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported where tensors are made: finding the files, and saying
+    import torch  # they are not there, needs none (a wrong --data-dir is answered at once)
 
 IMAGE_MAGIC = 2051  # IDX: unsigned byte, 3 dimensions
 LABEL_MAGIC = 2049  # IDX: unsigned byte, 1 dimension
@@ -80,6 +83,8 @@ def read_idx(path: str | Path, expected_magic: int) -> torch.Tensor:
     if found != expected:
         what = "truncated" if found < expected else "wrong size"
         raise DataError(f"{path}: {what}: header promises {expected} bytes of data, file has {found}")
+    import torch
+
     flat = np.frombuffer(raw, dtype=np.uint8, offset=header_len)
     # (N, 28, 28) stored row-major -> (N, 784): one image per row, as the model consumes it.
     shape = (dims[0], PIXELS) if ndim == 3 else (dims[0],)
@@ -161,6 +166,8 @@ def stratified_first(labels: torch.Tensor, n: int) -> torch.Tensor:
 
     Deterministic and balanced: with n a multiple of 10 every class gets exactly n/10.
     """
+    import torch
+
     if n >= len(labels):
         return torch.arange(len(labels))
     # Rank of each image within its class, in file order.
