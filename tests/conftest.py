@@ -32,7 +32,7 @@ SLOW_FIXTURES = {"ray_session", "smoke_experiment", "local_cluster", "real_data_
 # each, so that each is started once; everything else spreads over the workers. A fixture that
 # uses one of these (quarter_gpu_study uses ray_session) is in its group: fixturenames holds the
 # whole closure. Groups are handed out whole, so few and long ones unbalance the workers (the two
-# fault sweeps as a fourth group: 334 s, against 300-316 s without; README's Tests has the times).
+# fault sweeps as a fourth group took 334 s, against 300-316 s without, on 2026-12-02).
 SHARED = {"ray_session": "ray", "smoke_experiment": "smoke", "local_cluster": "cluster"}
 
 
