@@ -15,7 +15,7 @@ def test_record_is_written_then_extended_per_run(tmp_path):
     assert run["versions"]["torch"] != "not installed" and run["versions"]["ray"] != "not installed"
     experiment.write_meta(folder, "smoke", GRIDS["smoke"], settings, {"folder": "/d"}, run)
     experiment.write_meta(folder, "smoke", GRIDS["smoke"], settings, {"folder": "/d"}, {**run, "command": ["again"]})
-    meta = json.loads((folder / "tune_ae.json").read_text())
+    meta = json.loads((folder / "tune_ae" / "experiment.json").read_text())
     assert meta["grid"]["axes"]["hidden"] == list(GRIDS["smoke"].values("hidden")) and meta["settings"]["name"] == "e"
     assert experiment.recorded_grid(meta) == GRIDS["smoke"]
     assert experiment.recorded_settings(meta, str(tmp_path), "e") == settings

@@ -314,15 +314,21 @@ def test_stale_token_folders_are_removed_and_live_ones_kept(tmp_path, monkeypatc
 
 
 def test_an_experiment_state_cut_short_is_set_aside(tmp_path):
-    from tune_ae import tuner
+    from tune_ae import plan, ray_internals, sweep
+    from tune_ae.config import SweepSettings
+    from tune_ae.grids import GRIDS
 
+    (tmp_path / ray_internals.TUNER_FILE).write_bytes(b"")
     good = {"trial_data": [[json.dumps({"config": {"hidden": 64}}), "{}"]]}
     (tmp_path / "experiment_state-2026-01-01_00-00-00.json").write_text(json.dumps(good))
     (tmp_path / "experiment_state-2026-01-02_00-00-00.json").write_text(json.dumps(good)[:40])
     # Set aside; the older one is whole, but the newer may live on at a URI: a new Tuner, not Tune's restore.
-    assert tuner.unusable_state(tmp_path) == "experiment_state-2026-01-02_00-00-00.json: JSONDecodeError"
+    why, aside, _ = plan.tune_state(tmp_path)
+    assert why == "Tune's saved state is unusable (experiment_state-2026-01-02_00-00-00.json: JSONDecodeError)"
+    assert aside == ("experiment_state-2026-01-02_00-00-00.json",)
+    settings = SweepSettings(storage_path=str(tmp_path.parent), name=tmp_path.name)
+    sweep.prepare_folder(plan.Plan("continue", "paper", GRIDS["paper"], settings, None, set_aside=aside))  # carried out
     assert [p.name for p in tmp_path.glob("experiment_state-*")] == ["experiment_state-2026-01-01_00-00-00.json"]
-    assert tuner.unusable_state(tmp_path) is None  # what is left is whole
+    assert plan.tune_state(tmp_path)[0] == ""  # what is left is whole
     (tmp_path / "experiment_state-2026-01-01_00-00-00.json").write_text("")
-    assert "experiment_state-2026-01-01_00-00-00.json: JSONDecodeError" in tuner.unusable_state(tmp_path)
-    assert not list(tmp_path.glob("experiment_state-*"))
+    assert "experiment_state-2026-01-01_00-00-00.json: JSONDecodeError" in plan.tune_state(tmp_path)[0]

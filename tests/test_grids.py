@@ -62,7 +62,7 @@ def test_a_new_trial_field_is_sweepable_from_the_command_line(tmp_path):
     from tune_ae import run
 
     args = run.build_parser().parse_args(["--hidden", "64", "--weight-decay", "0", "1e-4", "--storage-path", str(tmp_path)])
-    _, grid, _, _, _ = run.plan(args)
+    grid = run.make_plan(args).grid
     assert grid.swept() == ["weight_decay"] and {c.weight_decay for c in grid.trial_configs()} == {0.0, 1e-4}
 
 
@@ -175,7 +175,7 @@ def test_rounded_samples_stay_inside_a_narrow_range():
 
 
 def test_what_an_extension_may_not_change():
-    from tune_ae.run import check_extension
+    from tune_ae.plan import check_extension
 
     old = search(axes={"hidden": (64,), "output_activation": ("relu", "sigmoid")})
     assert check_extension(old, override(old, num_samples=6)) == {"num_samples": [5, 6]}

@@ -34,18 +34,22 @@ def test_a_held_folder_is_refused_with_its_holder_and_free_once_the_holder_is_go
 
 
 def test_default_names_stay_unique_within_one_second(tmp_path):
+    from tune_ae.grids import GRIDS
+    from tune_ae.plan import Plan
     from tune_ae.run import claim
 
     settings = SweepSettings(storage_path=str(tmp_path), name="paper-20261201-120000")
-    first, created = claim(settings, default_name=True, resuming=False)
-    second, _ = claim(settings, default_name=True, resuming=False)
+    plan = Plan("new", "paper", GRIDS["paper"], settings, None)
+    claimed, created = claim(plan, default_name=True)
+    first, second = claimed.settings, claim(plan, default_name=True)[0].settings
     try:
         assert created and first.name == settings.name and second.name == settings.name + "-2"
         with pytest.raises(ConfigError, match="in use by another run"):  # the same name, given explicitly
-            claim(settings, default_name=False, resuming=False)
+            claim(plan, default_name=False)
     finally:
         lock.release(tmp_path / first.name)
         lock.release(tmp_path / second.name)
-    (tmp_path / first.name / "tune_ae.json").write_text("{}")
+    (tmp_path / first.name / "tune_ae").mkdir()
+    (tmp_path / first.name / "tune_ae" / "experiment.json").write_text("{}")
     with pytest.raises(ConfigError, match="already exists"):  # free, but not new
-        claim(settings, default_name=False, resuming=False)
+        claim(plan, default_name=False)

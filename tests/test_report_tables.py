@@ -62,8 +62,8 @@ def test_a_data_dir_that_is_not_a_folder_is_one_line_exit_2(tmp_path):
     import subprocess
     import sys
 
-    (tmp_path / "e").mkdir()
-    (tmp_path / "e" / "tune_ae.json").write_text("{}")
+    (tmp_path / "e" / "tune_ae").mkdir(parents=True)
+    (tmp_path / "e" / "tune_ae" / "experiment.json").write_text("{}")
     done = subprocess.run([sys.executable, "-m", "tune_ae.report", str(tmp_path / "e"), "--data-dir", str(tmp_path / "no")],
                           capture_output=True, text=True, timeout=60)
     lines = done.stderr.strip().splitlines()

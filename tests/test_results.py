@@ -39,7 +39,7 @@ def test_epochs_once_each_last_report_wins_and_trial_summary(tmp_path):
 
     trials = results.summarise_trials(epochs).set_index("trial_id")
     assert trials.loc["a", "status"] == "done" and trials.loc["b", "status"] == "error"
-    assert trials.loc["c", "status"] == "stopped early"  # no Tune state: fewer epochs, no error
+    assert trials.loc["c", "status"] == "interrupted"  # fewer epochs, no end recorded: unfinished, never "stopped early"
     assert trials.loc["b", "error"] == "boom" and pd.isna(trials.loc["a", "error"])
     assert trials.loc["a", "best_epoch"] == 3 and trials.loc["a", "best_val_loss"] == pytest.approx(0.2 / 3)
     assert trials.loc["a", "epochs_done"] == 3 and trials.loc["a", "wall_time_s"] == pytest.approx(10.0)

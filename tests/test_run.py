@@ -20,9 +20,9 @@ from conftest import end_session, run_cli, start_cli
 
 def test_smoke_grid_end_to_end(smoke_experiment, real_data_dir):
     folder, done = smoke_experiment
-    for name in ("epochs.parquet", "epochs.csv", "trials.parquet", "trials.csv", "tune_ae.json"):
+    for name in ("epochs.parquet", "epochs.csv", "trials.parquet", "trials.csv", "tune_ae/experiment.json"):
         assert (folder / name).is_file()
-        assert str(folder / name) in done.stdout or name == "tune_ae.json"
+        assert str(folder / name) in done.stdout or name == "tune_ae/experiment.json"
     epochs = pd.read_parquet(folder / "epochs.parquet")
     trials = pd.read_parquet(folder / "trials.parquet")
     assert len(trials) == 2 and sorted(trials["hidden"]) == [32, 64] and (trials["status"] == "done").all()
@@ -120,7 +120,7 @@ def test_refused_commands_create_no_folder_and_a_broken_record_is_one_line(tmp_p
     assert done.returncode == 2 and not (tmp_path / "new").exists()  # refused before anything was created
     folder = tmp_path / "store" / "broken"
     folder.mkdir(parents=True)
-    for text in ("", "{not json", "[]"):
+    for text in ("", "{not json", "[]"):  # an older tune_ae's record at the top, damaged (Tune's sync could empty it)
         (folder / "tune_ae.json").write_text(text)
         for args in (["-m", "tune_ae.run", "--resume", "--name", "broken", "--storage-path", str(tmp_path / "store")],
                      ["-m", "tune_ae.report", str(folder)]):
@@ -228,7 +228,7 @@ def test_uri_storage_path_end_to_end_under_the_embedded_rays_own_token(real_data
         shutil.rmtree(temp, ignore_errors=True)
     remote_dir, mirror = tmp_path / "bucket" / "sweeps" / "u", tmp_path / "mirror" / "u"
     for folder in (remote_dir, mirror):
-        assert (folder / "tune_ae.json").is_file()
+        assert (folder / "tune_ae" / "experiment.json").is_file()
         assert len(pd.read_parquet(folder / "epochs.parquet")) == 3
     assert len(list(remote_dir.glob("hidden=*/checkpoint_*"))) == 1  # Tune wrote the trial there
     again = run_cli("--grid", "smoke", "--storage-path", remote, "--name", "u", timeout=60)

@@ -49,13 +49,40 @@ def test_an_optuna_search_gives_each_point_its_samples_and_resumes_with_its_sear
 def test_a_points_searcher_is_warm_started_with_its_finished_trials():
     grid = Grid({"hidden": (8, 16)}, ranges={"lr": Range(1e-4, 1e-2, log=True)}, search="optuna", num_samples=3)
     finished = [({"hidden": 8, "lr": 1e-3}, 0.5), ({"hidden": 8, "lr": 2e-3}, 0.4)]
-    searcher = search.PointwiseOptuna(grid, "val_loss", "min", finished)
+    replay = [event for i, (config, value) in enumerate(finished)  # tune_ae's record of them, written by a sweep
+              for event in ({"event": "start", "trial": f"f{i}", "config": config},
+                            {"event": "end", "trial": f"f{i}", "status": "done", "value": value})]
+    searcher = search.PointwiseOptuna(grid, "val_loss", "min", replay)
     assert searcher.left == {(8,): 1, (16,): 3} and searcher.total == 4
     suggested = [searcher.suggest(f"t{i}") for i in range(4)]
     assert sorted(c["hidden"] for c in suggested) == [8, 16, 16, 16]
     assert all(1e-4 <= c["lr"] <= 1e-2 and c["epochs"] == 400 for c in suggested)  # every field, the point's own
     assert searcher.suggest("t5") == search.Searcher.FINISHED
-    assert len(searcher.searchers[(8,)]._ot_study.trials) == 3  # the two told, and the one asked
+    # The two told, and the one asked (the replay first asked for each, and its sampler drew other values: failed asks)
+    assert len([t for t in searcher.searchers[(8,)]._ot_study.trials if t.state.name != "FAIL"]) == 3
+
+
+def test_a_searcher_rebuilt_from_the_record_stands_where_the_lost_one_stood():
+    """Tune's state lost mid-search: the searcher rebuilt from tune_ae's record draws what the
+    uninterrupted one draws next, never a sample already begun, and hands out the unfinished
+    sample first with its own config."""
+    grid = Grid({"hidden": (8,)}, ranges={"lr": Range(1e-4, 1e-2, log=True)}, search="optuna", num_samples=4)
+    lost = search.PointwiseOptuna(grid, "val_loss", "min")
+    events = []
+    for i in range(3):  # three samples begun; the first two finished, the third was running at the kill
+        config = lost.suggest(f"t{i}")
+        events.append({"event": "start", "trial": f"folder{i}", "config": config})
+        if i < 2:
+            lost.on_trial_complete(f"t{i}", {"val_loss": 0.1 * (i + 1), "lr": config["lr"]})
+            events.append({"event": "end", "trial": f"folder{i}", "status": "done", "value": 0.1 * (i + 1)})
+    rebuilt = search.PointwiseOptuna(grid, "val_loss", "min", events)
+    assert rebuilt.total == 2  # the unfinished one, and the one never begun
+    assert rebuilt.suggest("new0") == events[-1]["config"]  # the unfinished sample again, as recorded
+    lost.on_trial_complete("t2", {"val_loss": 0.05, "lr": events[-1]["config"]["lr"]})
+    rebuilt.on_trial_complete("new0", {"val_loss": 0.05, "lr": events[-1]["config"]["lr"]})
+    assert rebuilt.suggest("new1") == lost.suggest("t3")  # the next draw is the same
+    assert len({e["config"]["lr"] for e in events if e["event"] == "start"}) == 3
+    assert rebuilt.suggest("new2") == search.Searcher.FINISHED
 
 
 def fake_trial(trial_id, hidden):

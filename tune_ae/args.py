@@ -11,10 +11,26 @@ import os
 import sys
 from typing import NoReturn
 
-from tune_ae import labels
+from tune_ae import labels, record
 from tune_ae.config import SETTINGS, TRIAL_FIELDS, field_choices, field_help, field_type
 
-OK, FAILED, USAGE_ERROR = 0, 1, 2  # an interruption exits with 128 + its signal (signals.exit_code)
+OK, FAILED, USAGE_ERROR = 0, 1, 2  # an interruption exits with 128 + its signal
+
+
+def exit_code(statuses=(), *, usage_error: bool = False, signal: int | None = None, failed: bool = False) -> int:
+    """A command's exit code from its outcome, decided here only (the README's table says the same):
+
+    2 bad input, or the experiment in use by another run (nothing ran);
+    128 + N interrupted by stop signal N: 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP (a closed terminal);
+    1 a trial failed or did not start, or a write (a full disk), the report or the sweep failed;
+    0 every trial in `statuses` finished: done, or stopped early by the scheduler."""
+    if usage_error:
+        return USAGE_ERROR
+    if signal is not None:
+        return 128 + signal
+    if failed or any(status not in record.FINISHED for status in statuses):
+        return FAILED
+    return OK
 
 
 def exit_now(code: int) -> NoReturn:

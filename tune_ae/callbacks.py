@@ -14,9 +14,9 @@ from typing import TextIO
 from ray import tune
 from ray.tune.experiment import Trial
 
-from tune_ae import labels, ray_internals
+from tune_ae import labels, ray_internals, record
 from tune_ae.config import TRIAL_FIELDS, upgraded
-from tune_ae.results import EPOCHS_LOG
+from tune_ae.results import EPOCHS_LOG, error_message
 
 
 def trial_label(config: dict, swept: list[str]) -> str:
@@ -51,6 +51,35 @@ class EpochLog(tune.Callback):
             self.opened.add(path)
         with path.open("a") as f:
             f.write(line)
+
+
+class TrialRecord(tune.Callback):
+    """Each trial's start and end into tune_ae's own record (record.py), as they happen: what
+    the tables, the next run's plan, the page and the exit code read a trial's status from."""
+
+    def __init__(self, folder: str | Path, point_fields: list[str], scheduler: str):
+        self.folder, self.scheduler = Path(folder), scheduler
+        self.recorder = record.Recorder(folder, point_fields)
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.recorder.start(Path(trial.path).name, dict(trial.config))
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        result = trial.last_result or {}
+        epoch = result.get("epoch")
+        done = (epoch or 0) >= trial.config["epochs"]
+        self.recorder.end(Path(trial.path).name, "done" if done else "stopped early", epoch, result.get("val_loss"),
+                          by=None if done else self.scheduler)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        name = Path(trial.path).name
+        message = error_message(self.folder / name) or f"failed {ray_internals.failures(trial)} time(s)"
+        self.recorder.end(name, "error", (trial.last_result or {}).get("epoch"), error=message)
+
+    def on_experiment_end(self, trials, **info):
+        for trial in trials:  # stopped by a signal or the pending watchdog while running or waiting
+            if trial.status not in (Trial.TERMINATED, Trial.ERROR) and Path(trial.path).name in self.recorder.known:
+                self.recorder.end(Path(trial.path).name, "interrupted", (trial.last_result or {}).get("epoch"))
 
 
 def ends_a_line(path: Path) -> bool:

@@ -1,7 +1,11 @@
-"""The experiment folder's own record: `tune_ae.json` (what ran, how, with which versions).
+"""The experiment folder's own record: `tune_ae/experiment.json` (what ran, how, with which versions).
 
 Written before the first trial starts, so even a sweep killed in its first second leaves a
-folder that says what it was, and that `--resume` can pick up.
+folder that says what it was, and that `--resume` can pick up. It lies in the `tune_ae/`
+subfolder, beside the trials' record (record.py): Tune copies every top-level `*.json` of the
+experiment folder to its staging folder and back at each save, which a kill can leave empty.
+Folders of an older tune_ae hold it at the top, as `tune_ae.json`: read there, moved at the
+next write.
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ from typing import Callable
 
 from tune_ae.config import ConfigError, SweepSettings
 from tune_ae.grids import Grid
+from tune_ae.record import RECORD_DIR
 
-META_FILE = "tune_ae.json"
+META_FILE = f"{RECORD_DIR}/experiment.json"
+LEGACY_META_FILE = "tune_ae.json"  # an older tune_ae's place for it, where Tune's sync reaches
 PACKAGES = ("tune_ae", "torch", "torchvision", "ray", "numpy", "pandas", "pyarrow", "matplotlib", "seaborn")
 
 
@@ -63,8 +69,7 @@ def write_meta(folder: Path, grid_name: str, grid: Grid, settings: SweepSettings
     """Create or extend the record: the resolved grid (an --extend's grown one, `new_grid`; the
     run entry says what it added); the settings now in force (a resume may change some, listed
     in its run entry); one entry per run, resume or extension."""
-    path = folder / META_FILE
-    meta = read_meta(folder) if path.is_file() else {
+    meta = read_meta(folder) if has_record(folder) else {
         "grid_name": grid_name,
         "grid": grid.to_dict(),
         "data": data_info,
@@ -87,8 +92,22 @@ def add_to_last_run(folder: Path, values: dict) -> None:
 
 def _write(folder: Path, meta: dict) -> Path:
     path = folder / META_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
     write_text_whole(path, json.dumps(meta, indent=2, default=str) + "\n")
+    (folder / LEGACY_META_FILE).unlink(missing_ok=True)  # moved: one record, out of Tune's way
     return path
+
+
+def record_file(folder: str | Path) -> Path | None:
+    """The experiment's record: tune_ae/experiment.json, or an older tune_ae's tune_ae.json; None if neither."""
+    for name in (META_FILE, LEGACY_META_FILE):
+        if (Path(folder) / name).is_file():
+            return Path(folder) / name
+    return None
+
+
+def has_record(folder: str | Path) -> bool:
+    return record_file(folder) is not None
 
 
 def write_whole(path: Path, write: Callable[[Path], object]) -> None:
@@ -111,12 +130,13 @@ def write_text_whole(path: Path, text: str) -> None:
 
 
 def read_meta(folder: str | Path) -> dict:
-    path = Path(folder) / META_FILE
+    path = record_file(folder) or Path(folder) / META_FILE
     try:
         meta = json.loads(path.read_text())
     except (OSError, ValueError) as err:  # empty, cut short, not JSON, unreadable
         reason = err.strerror if isinstance(err, OSError) else f"not valid JSON: {err}"
-        raise ConfigError(f"{path} cannot be read ({reason}); it is not a usable tune_ae record") from None
+        raise ConfigError(f"{path} cannot be read ({reason}); it is not a usable tune_ae record: put back a copy of "
+                          "it, or run the sweep under a new --name (this folder's trials stay as they are)") from None
     if not isinstance(meta, dict) or not isinstance(meta.get("runs"), list):
         raise ConfigError(f"{path} is not a tune_ae record (no list of runs)")
     return meta
@@ -132,8 +152,9 @@ def recorded_settings(meta: dict, storage_path: str, name: str) -> SweepSettings
 
 def latest_experiment(storage_path: str) -> Path | None:
     """The most recently started experiment under a local `storage_path`, by its record's mtime."""
-    records = sorted(Path(storage_path).glob(f"*/{META_FILE}"), key=lambda p: p.stat().st_mtime)
-    return records[-1].parent if records else None
+    records = sorted([*Path(storage_path).glob(f"*/{META_FILE}"), *Path(storage_path).glob(f"*/{LEGACY_META_FILE}")],
+                     key=lambda p: p.stat().st_mtime)
+    return Path(storage_path) / records[-1].relative_to(storage_path).parts[0] if records else None
 
 
 def default_name(grid_name: str) -> str:

@@ -25,7 +25,8 @@ PARAMS_FILE = "params.json"  # a trial folder's config, written when the trial f
 RESULT_FILE = "result.json"  # a JSON line per reported result (tune_ae reads its own log instead)
 ERROR_FILE = "error.txt"  # a failed trial's traceback(s), appended per failure
 CHECKPOINT_DIR = re.compile(r"checkpoint_\d+")  # checkpoint_000007: numbered from Tune's saved state
-STATE_GLOB = "experiment_state-*.json"  # the saved experiment state, newest by name (a timestamp)
+STATE_GLOB = "experiment_state-*.json"
+TUNER_FILE = "tuner.pkl"  # the pickled Tuner: Tuner.can_restore is its existence (ray/tune/impl/tuner_internal.py)  # the saved experiment state, newest by name (a timestamp)
 
 
 def state_files(folder: str | Path) -> list[Path]:

@@ -1,8 +1,9 @@
-"""An experiment folder -> two pandas tables, read straight from Tune's files.
+"""An experiment folder -> two pandas tables, read straight from its files.
 
-Reading `result.json` (one JSON line per reported epoch) and Tune's experiment state (JSON)
-needs no Ray session, so the tables load anywhere the folder is: a laptop, a notebook,
-after the cluster is gone.
+Reading each trial's epochs log (one JSON line per reported epoch, written by the driver) and
+tune_ae's record of the trials (record.py) needs no Ray session, so the tables load anywhere
+the folder is: a laptop, a notebook, after the cluster is gone. Tune's own state files are
+never read: a trial's status is the record's.
 
 - `epochs`: one row per trial x epoch.
 - `trials`: one row per trial of the grid, whatever became of it: done, stopped early (a
@@ -27,9 +28,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from tune_ae import ray_internals
+from tune_ae import ray_internals, record
 from tune_ae.config import TRIAL_FIELDS, upgraded
-from tune_ae.experiment import META_FILE, read_meta, recorded_grid, write_whole
+from tune_ae.experiment import has_record, read_meta, recorded_grid, write_whole
 
 METRIC_COLUMNS = ["epoch", "train_loss", "val_loss", "epoch_time_s", "images_per_s"]  # train.train_epoch's
 IDENTITY_COLUMNS = ["parameters", "device", "cuda_graphs", "threads", "node_id", "trial_started_at", "reported_at"]
@@ -43,7 +44,7 @@ STATE_FILE = "state.pt"  # train.STATE_FILE, named here too so that reading tabl
 SET_ASIDE_PREFIX = "unreadable-"  # a checkpoint folder that did not load, renamed by the trial
 PATH_COLUMNS = ("trial_dir", "checkpoint")  # stored relative to the experiment folder
 CHECKPOINT_DIR = ray_internals.CHECKPOINT_DIR  # Tune's checkpoint folders (not the ones set aside)
-FINISHED = ("done", "stopped early")  # what a sweep that ended well leaves
+FINISHED = record.FINISHED  # what a sweep that ended well leaves
 
 
 def trial_dirs(experiment_dir: str | Path) -> list[Path]:
@@ -118,19 +119,6 @@ def read_reports(trial_dir: Path) -> list[dict]:
     return kept + list(logged.values())
 
 
-def tune_trials(experiment_dir: str | Path) -> dict[str, dict]:
-    """Trial folder name -> Tune's record of it: `status` (PENDING, RUNNING, PAUSED, TERMINATED,
-    ERROR) and `evaluated_params` (the swept values), from the newest experiment state file."""
-    states = ray_internals.state_files(experiment_dir)
-    if not states:
-        return {}
-    try:
-        trials = [record for record, _ in ray_internals.state_trials(json.loads(states[-1].read_text()))]
-    except (OSError, ValueError, KeyError, TypeError):  # a state file cut short: fall back to the trial files
-        return {}
-    return {t["relative_logdir"]: t for t in trials if t.get("relative_logdir")}
-
-
 EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit): ")
 
 
@@ -166,16 +154,18 @@ def load_epochs(experiment_dir: str | Path) -> pd.DataFrame:
     return epochs[EPOCH_COLUMNS + ["trial_dir"]].sort_values([*TRIAL_FIELDS, "epoch"]).reset_index(drop=True)
 
 
-def trial_status(epochs_done: int, epochs_planned: int, tune_status: str | None, error: str | None) -> str:
+def trial_status(epochs_done: int, epochs_planned: int, entry: record.TrialEntry | None, error: str | None) -> str:
+    """A trial's status from tune_ae's record of it (record.py) and its epochs: a trial with
+    epochs left and no end recorded is unfinished (interrupted), never stopped early."""
     if epochs_done >= epochs_planned:
         return "done"
-    if tune_status == "ERROR" or (tune_status is None and error):
+    if entry is not None and entry.status in ("done", "stopped early", "error"):
+        return entry.status
+    if entry is None and error:  # a folder of an older tune_ae, which kept no record
         return "error"
-    if epochs_done == 0 and tune_status not in ("RUNNING", "PAUSED"):
+    if epochs_done == 0 and entry is None:
         return "not started"
-    if tune_status == "TERMINATED" or tune_status is None:
-        return "stopped early"  # a scheduler (ASHA) ended it; Tune marks interrupted trials otherwise
-    return "interrupted"  # PENDING, RUNNING or PAUSED when the sweep stopped
+    return "interrupted"
 
 
 def config_key(config: dict) -> tuple:
@@ -189,38 +179,31 @@ def params(trial_dir: Path) -> dict:
         return {}
 
 
-def config_from_files(trial_dir: Path, tune_record: dict, expected: list[dict]) -> dict:
-    """A trial's fields without its reports: params.json, else the grid's trial with Tune's swept values."""
-    found = params(trial_dir)
-    if found:
-        return upgraded(found)
-    swept = tune_record.get("evaluated_params", {})
-    for config in expected:
-        if all(config.get(k) == v for k, v in swept.items()):
-            return config
-    return upgraded(swept)
+def config_from_files(trial_dir: Path, entry: record.TrialEntry | None) -> dict:
+    """A trial's fields without its reports: params.json, else the record's config of it."""
+    return upgraded(params(trial_dir) or (entry.config if entry else {}))
 
 
 def summarise_trials(epochs: pd.DataFrame, experiment_dir: str | Path | None = None) -> pd.DataFrame:
-    """One row per trial: from its epochs, Tune's status and error.txt; with `experiment_dir`,
-    also a row for every trial of the recorded grid that never got a folder."""
+    """One row per trial: from its epochs, tune_ae's record of it and error.txt; with
+    `experiment_dir`, also a row for every trial of the recorded grid that never got a folder."""
     experiment_dir = Path(experiment_dir).expanduser().resolve() if experiment_dir else None
-    tune_known = tune_trials(experiment_dir) if experiment_dir else {}
-    has_meta = bool(experiment_dir) and (Path(experiment_dir) / META_FILE).is_file()
+    entries = record.trials(experiment_dir) if experiment_dir else {}
+    has_meta = bool(experiment_dir) and has_record(experiment_dir)
     grid = recorded_grid(read_meta(experiment_dir)) if has_meta else None
     expected = [c.to_dict() for c in grid.trial_configs()] if grid and grid.known_in_advance else []
     by_dir = {d: t for d, t in epochs.groupby("trial_dir", sort=False)}
     dirs = [Path(d) for d in by_dir]
     if experiment_dir:  # also the folders of trials that failed before writing params.json
-        dirs = sorted(set(trial_dirs(experiment_dir)) | {Path(experiment_dir) / logdir for logdir in tune_known
-                                                         if (Path(experiment_dir) / logdir).is_dir()})
+        dirs = sorted(set(trial_dirs(experiment_dir)) | {experiment_dir / name for name in entries
+                                                         if (experiment_dir / name).is_dir()})
     rows, seen = [], set()
     for trial_dir in dirs:
         t = by_dir.get(str(trial_dir))
         if t is not None:
             config = {name: t.iloc[-1][name] for name in TRIAL_FIELDS}
         else:
-            config = config_from_files(trial_dir, tune_known.get(trial_dir.name, {}), expected)
+            config = config_from_files(trial_dir, entries.get(trial_dir.name))
         seen.add(config_key(config))
         error = error_message(trial_dir)
         row = {"trial_id": None, **config, "epochs_planned": int(config["epochs"]), "epochs_done": 0, "error": error,
@@ -243,8 +226,7 @@ def summarise_trials(epochs: pd.DataFrame, experiment_dir: str | Path | None = N
                 "checkpoint": str(checkpoint) if checkpoint else None,
                 **{k: last[k] for k in (*ANALYSIS_COLUMNS, ANALYSIS_TIME)},
             })
-        row["status"] = trial_status(row["epochs_done"], row["epochs_planned"],
-                                     tune_known.get(trial_dir.name, {}).get("status"), error)
+        row["status"] = trial_status(row["epochs_done"], row["epochs_planned"], entries.get(trial_dir.name), error)
         if row["status"] != "error":
             row["error"] = None  # a failure that a retry or a resume got past
         rows.append(row)
@@ -256,11 +238,8 @@ def summarise_trials(epochs: pd.DataFrame, experiment_dir: str | Path | None = N
             never += [{**point, **{n: None for n in grid.searched()}}] * max(0, grid.num_samples - begun)
         rows += [{**c, "epochs_planned": c["epochs"], "epochs_done": 0, "status": "not started"} for c in never]
         never = []
-    elif has_meta:
+    else:
         never = expected
-    else:  # a Tuner run without tune_ae's record: Tune's state names the trials, by their swept values
-        never = [upgraded(t.get("evaluated_params", {}))
-                 for logdir, t in tune_known.items() if not (Path(experiment_dir) / logdir / ray_internals.PARAMS_FILE).is_file()]
     for config in never:
         if config_key(config) not in seen:
             rows.append({**config, "epochs_planned": config["epochs"], "epochs_done": 0, "status": "not started"})

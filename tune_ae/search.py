@@ -54,37 +54,81 @@ class SavedWhole:
 
 
 class PointwiseOptuna(SavedWhole, Searcher):
-    """One OptunaSearch (TPE, seeded) per point, `num_samples` suggestions each; trials already
-    finished at a point (an extended search) are told to its sampler first."""
+    """One OptunaSearch (TPE, seeded) per point, `num_samples` suggestions each.
 
-    def __init__(self, grid: Grid, metric: str, mode: str, finished: list[tuple[dict, float]] = ()):
+    `replay`: tune_ae's record of the experiment so far (record.py's events, in order), for a
+    new Tuner on an experiment whose Tune state is lost, or an extension. Each sample begun is
+    asked of its point's sampler again, in the order it began, and each end told as it came,
+    so the samplers stand where they stood (a seeded sampler draws the same values again); a
+    sample that had not finished is handed out first, with its recorded config, into its own
+    folder (tuner.SampleFolders). A recorded config its sampler would not draw again (a record
+    of another tune_ae) is told to it as an evaluated point instead."""
+
+    def __init__(self, grid: Grid, metric: str, mode: str, replay: list[dict] = ()):
         from ray.tune.search.optuna import OptunaSearch
 
         super().__init__(metric=metric, mode=mode)
         self.points = grid.points()
         self.key_fields = grid.point_fields()
         self.ranges = dict(grid.ranges)
-        space = domains(grid)
+        self.space = domains(grid)
         self.searchers, self.left = {}, {}
         for i, point in enumerate(self.points):
             key = point_key(point, self.key_fields)
             # Each point its own seed (and so its own random start-up samples), all from the search seed.
-            searcher = OptunaSearch(space=space, metric=metric, mode=mode, seed=grid.search_seed * 100_003 + i)
-            done = [(config, value) for config, value in finished if point_key(config, self.key_fields) == key]
-            for config, value in done:
-                searcher.add_evaluated_point({name: config[name] for name in space}, value)
-            self.searchers[key] = searcher
-            self.left[key] = max(0, grid.num_samples - len(done))
+            self.searchers[key] = OptunaSearch(space=self.space, metric=metric, mode=mode,
+                                               seed=grid.search_seed * 100_003 + i)
+            self.left[key] = grid.num_samples
         self.trial_point: dict[str, tuple] = {}
+        self.alias: dict[str, str] = {}  # a Tune trial id -> the id its sampler knows it by (a replayed sample)
+        self.steps: dict[str, int] = {}  # the last step told per trial: a restarted trial repeats some
+        self.queued: list[tuple[tuple, str | None, dict]] = []  # (point, sampler's id, config) of samples to finish
+        self.unbacked: set[str] = set()  # trials of a recorded config their sampler did not draw
+        self._replay(list(replay))
+
+    def _replay(self, events: list[dict]) -> None:
+        begun: dict[str, tuple[tuple, str | None, dict]] = {}  # folder -> (point, sampler's id or None, config)
+        finished = set()
+        for event in events:
+            name, config = event["trial"], event.get("config") or {}
+            if event["event"] == "start" and name not in begun:
+                key = point_key(config, self.key_fields)
+                if key not in self.searchers or self.left[key] == 0:
+                    continue  # not a sample of this grid's points
+                self.left[key] -= 1
+                inner = f"replay:{name}"
+                suggested = self.searchers[key].suggest(inner)
+                same = isinstance(suggested, dict) and all(
+                    self.rounded(k, v) == config.get(k) for k, v in suggested.items())
+                if not same and isinstance(suggested, dict):
+                    self.searchers[key].on_trial_complete(inner, error=True)
+                begun[name] = (key, inner if same else None, config)
+            elif event["event"] == "end" and name in begun and name not in finished \
+                    and event.get("status") in ("done", "stopped early") and event.get("value") is not None:
+                key, inner, config = begun[name]
+                finished.add(name)
+                if inner:
+                    self.searchers[key].on_trial_complete(inner, {self.metric: event["value"]})
+                else:
+                    self.searchers[key].add_evaluated_point({k: config[k] for k in self.space}, event["value"])
+        self.queued = [(key, inner, config) for name, (key, inner, config) in begun.items() if name not in finished]
 
     @property
     def total(self) -> int:
-        return sum(self.left.values())
+        return sum(self.left.values()) + len(self.queued)
 
     def set_search_properties(self, metric, mode, config, **spec) -> bool:
         return True  # given at construction; the param space is the points' and the searched fields'
 
     def suggest(self, trial_id: str):
+        if self.queued:  # samples begun before, not finished: each again, as recorded
+            key, inner, config = self.queued.pop(0)
+            self.trial_point[trial_id] = key
+            if inner:
+                self.alias[trial_id] = inner
+            else:
+                self.unbacked.add(trial_id)
+            return {name: config[name] for name in config}
         open_points = [(left, i) for i, left in enumerate(self.left.values()) if left > 0]
         if not open_points:
             return Searcher.FINISHED
@@ -107,12 +151,20 @@ class PointwiseOptuna(SavedWhole, Searcher):
         return self.ranges[name].round(value)
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        if trial_id in self.trial_point:
-            self.searchers[self.trial_point[trial_id]].on_trial_result(trial_id, result)
+        inner = self.alias.get(trial_id, trial_id)
+        step = result.get("training_iteration", 0)
+        if trial_id in self.trial_point and trial_id not in self.unbacked and step > self.steps.get(inner, 0):
+            # Optuna warns of a step told twice: a trial restarted from a checkpoint repeats some
+            self.steps[inner] = step
+            self.searchers[self.trial_point[trial_id]].on_trial_result(inner, result)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         if trial_id in self.trial_point:
-            self.searchers[self.trial_point[trial_id]].on_trial_complete(trial_id, result, error=error)
+            searcher = self.searchers[self.trial_point[trial_id]]
+            if trial_id not in self.unbacked:
+                searcher.on_trial_complete(self.alias.get(trial_id, trial_id), result, error=error)
+            elif result and result.get(self.metric) is not None:  # a sample its sampler never drew (see _replay)
+                searcher.add_evaluated_point({k: result[k] for k in self.space}, result[self.metric])
 
 
 class PointwiseASHA(SavedWhole, FIFOScheduler):

@@ -5,7 +5,6 @@ ConfigError with one line to say so.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import secrets
@@ -23,10 +22,10 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 import tune_ae
-from tune_ae import callbacks, experiment, preflight, ray_internals, results, signals, storage, tuner
-from tune_ae.config import TRIAL_FIELDS, ConfigError, SweepSettings, TrialConfig
+from tune_ae import callbacks, experiment, preflight, ray_internals, signals, storage, tuner
+from tune_ae.config import ConfigError
 from tune_ae.data import FashionMNIST
-from tune_ae.grids import Grid
+from tune_ae.plan import Plan, as_continued
 from tune_ae.trainable import train_autoencoder
 
 CONNECT_TIMEOUT_S = 30  # an unreachable --address answers within this
@@ -224,82 +223,72 @@ def log_to_folder(folder: Path) -> None:
         logging.getLogger(name).handlers = []
 
 
-def finished_trials(folder: Path) -> list[dict]:
-    """Configs of the trials in `folder` that finished, each with "value": its last val_loss (what
-    Tune's searcher was told). A fresh Tuner leaves them be.
+def write_record(plan: Plan, data: FashionMNIST, address: str | None, command: list[str] | None) -> None:
+    """The experiment's record, before any trial starts: this run's entry added (what it
+    changes, adds, and whether a new Tuner carries it)."""
+    data_info = {"folder": data.folder, "subset": plan.grid.subset,
+                 "train_images": len(data.train_images), "test_images": len(data.test_images)}
+    this_run = {**experiment.this_run(address, command), "mode": plan.mode, "changed_settings": plan.changed,
+                "restarted": plan.mode in ("continue", "extend")}
+    if plan.added is not None:
+        this_run["extended"] = plan.added
+    experiment.write_meta(plan.folder, plan.grid_name, plan.grid, plan.settings, data_info, this_run,
+                          new_grid=plan.added is not None)
+    storage.push(plan.settings.storage_path, plan.settings.name, [experiment.META_FILE])
 
-    Finished: every epoch done, or stopped by ASHA, which only Tune's saved state can tell from a
-    trial cut short (any of its states, oldest first: an --extend's newer Tuner knows only its own
-    trials). A trial with epochs left and no such record continues from its checkpoint."""
-    stopped = {}
-    for path in ray_internals.state_files(folder):
+
+def prepare_folder(plan: Plan) -> None:
+    """The plan's changes to the folder before a Tuner sees it: Tune state files that do not parse
+    renamed out of its sight; trial folders renamed or moved aside."""
+    for name in plan.set_aside:
+        path = plan.folder / name
+        if path.is_file():
+            path.rename(path.with_name(f".{name}.unreadable"))
+    for source, target in plan.moves:
+        (plan.folder / target).parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(plan.folder / source), plan.folder / target)
+
+
+def make_tuner(plan: Plan, data: FashionMNIST, trainable: Callable, hooks: list):
+    """(the Tuner, the plan it carries out): Tune's restore for a `resume`; a new Tuner otherwise,
+    or when Tune's files do not restore after all (cut short, another Ray's)."""
+    if plan.mode == "resume":
+        resume = callbacks.ApplyOnResume(tuner.trial_resources(plan.grid, plan.settings), plan.settings.max_failures,
+                                         plan.settings.keep_checkpoints)
         try:
-            for record, _ in ray_internals.state_trials(json.loads(path.read_text())):
-                stopped[Path(record.get("relative_logdir", "")).name] = record.get("status") == "TERMINATED"
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-    trials = results.load_trials(folder)
-    finished = trials[(trials["status"] == "done") | ((trials["status"] == "stopped early") & trials["trial_dir"].map(
-        lambda d: isinstance(d, str) and stopped.get(Path(d).name, False)))]
-    return [{**{name: row[name] for name in TRIAL_FIELDS}, "value": row["final_val_loss"]}
-            for row in finished.to_dict("records")]
+            return tuner.restore_tuner(storage.experiment_uri(plan.settings.storage_path, plan.settings.name),
+                                       plan.grid, plan.settings, data, trainable, [*hooks, resume]), plan
+        except Exception as err:
+            reason = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+            plan = as_continued(plan, f"Tune's saved state is unusable ({reason})")
+            experiment.add_to_last_run(plan.folder, {"mode": plan.mode, "restarted": True})
+            prepare_folder(plan)
+    return tuner.build_tuner(plan, data, trainable, hooks), plan
 
 
-def adopt_trial_folders(folder: Path, grid: Grid) -> None:
-    """Before a fresh Tuner continues an experiment whose Tune state is gone: trial folders under
-    another name (Tune's default, from an older tune_ae) are renamed to the name this Tuner gives
-    the same config, so that their checkpoints are found; folders of no trial of the grid are
-    kept, moved out of the way."""
-    if not grid.known_in_advance:
-        return  # an optuna search's trials are not known before it runs: every folder is its own
-    expected = {tuner.folder_name(c.to_dict()) for c in grid.trial_configs()}
-    strays = []
-    for params in folder.glob("*/" + ray_internals.PARAMS_FILE):
-        trial_dir = params.parent
-        if trial_dir.name in expected:
-            continue
-        try:
-            config = TrialConfig.from_dict(json.loads(params.read_text()), fill_defaults=True).to_dict()
-            target = folder / tuner.folder_name(config)
-        except (OSError, ValueError, TypeError):  # ConfigError is a ValueError
-            target = None
-        if target is not None and target.name in expected and not target.exists():
-            trial_dir.rename(target)
-        else:
-            strays.append(trial_dir)
-    if strays:
-        aside = folder / f".abandoned-{time.strftime('%Y%m%d-%H%M%S')}"
-        aside.mkdir(exist_ok=True)
-        for trial_dir in strays:
-            shutil.move(str(trial_dir), aside / trial_dir.name)
+def announce(plan: Plan, resources: dict) -> None:
+    name = plan.settings.name
+    if plan.mode == "extend":
+        added = ", ".join(f"{k} {' '.join(map(str, v))}" for k, v in plan.added.items())
+        kept = len(plan.steps) - len(plan.to_run)
+        print(f"{name}: extended ({added}); {kept} finished trial(s) kept as they are")
+    elif plan.mode == "continue":
+        print(f"{name}: {plan.why}; continuing every trial from the checkpoints in its folder")
+    for key, (old, new) in plan.changed.items():  # said once the checks let them take effect
+        print(f"resume: {key} {old} -> {new}")
+    print(f"{'resuming' if plan.continuing else 'running'} {name}: {len(plan.to_run)} "
+          f"trial(s), {resources['cpu']:g} CPU and {resources['gpu']:g} GPU each; Tune's log: {plan.folder / TUNE_LOG}",
+          flush=True)
 
 
-def trials_to_run(grid: Grid, finished: list[dict] | None) -> list[dict]:
-    """What the progress lines count and label: the configs of the trials this Tuner runs (a
-    restored Tuner runs every trial; a new one on an old folder leaves the `finished` be)."""
-    configs = [c.to_dict() for c in grid.trial_configs()] if grid.known_in_advance \
-        else [p for p in grid.points() for _ in range(grid.num_samples)]
-    if finished:
-        keys = {results.config_key(c) for c in finished}
-        configs = [c for c in configs if results.config_key(c) not in keys] \
-            if grid.known_in_advance else configs[len(finished):]
-    return configs
+def run(plan: Plan, data: FashionMNIST, address: str | None = None, trainable: Callable = train_autoencoder,
+        command: list[str] | None = None, on_record: Callable[[Path], None] | None = None) -> Outcome:
+    """Carry out `plan` to its end, or to the first stop signal; returns where its files are.
 
-
-def run(grid_name: str, grid: Grid, settings: SweepSettings, data: FashionMNIST, resuming: bool,
-        address: str | None = None, trainable: Callable = train_autoencoder, changed: dict | None = None,
-        command: list[str] | None = None, extended: dict | None = None,
-        on_record: Callable[[Path], None] | None = None) -> Outcome:
-    """Run (or resume) the sweep to its end, or to the first stop signal; returns where its files are.
-
-    `extended`: what an --extend adds to the recorded grid (`grid` is the grown one). A new
-    Tuner then runs the trials that have not finished, old ones interrupted included.
-    `on_record(folder)` is called once the experiment's record and journal exist (run.py's
-    --dashboard starts the page there).
-    The caller holds the experiment folder's lock (lock.py).
+    `on_record(folder)` is called once the experiment's record exists (run.py's --dashboard
+    starts the page there). The caller holds the experiment folder's lock (lock.py).
     """
-    folder = storage.local_folder(settings.storage_path, settings.name)
-    uri = storage.experiment_uri(settings.storage_path, settings.name)
+    folder = plan.folder
     started = clock = time.perf_counter()
     timings = {}
     watchdog = token_folder = None
@@ -307,78 +296,46 @@ def run(grid_name: str, grid: Grid, settings: SweepSettings, data: FashionMNIST,
         token_folder = None if address else private_token()
         start_ray(address)
         timings["ray_start_s"] = time.perf_counter() - clock
-        resources = tuner.trial_resources(grid, settings)
+        resources = tuner.trial_resources(plan.grid, plan.settings)
         check_resources(resources, remote=bool(address))
-        check_shared_storage(settings.storage_path)
+        check_shared_storage(plan.settings.storage_path)
         folder.mkdir(parents=True, exist_ok=True)
         log_to_folder(folder)
-        problem = tuner.unusable_state(folder) if resuming else None
-        restart = resuming and (extended is not None or problem is not None or not tuner.can_resume(uri))
-        data_info = {"folder": data.folder, "subset": grid.subset,
-                     "train_images": len(data.train_images), "test_images": len(data.test_images)}
-        this_run = {**experiment.this_run(address, command), "changed_settings": changed or {}, "restarted": restart}
-        if extended is not None:
-            this_run["extended"] = extended
-        experiment.write_meta(folder, grid_name, grid, settings, data_info, this_run, new_grid=extended is not None)
-        storage.push(settings.storage_path, settings.name, [experiment.META_FILE])
-
-        watchdog = callbacks.PendingWatchdog(settings.pending_timeout_s)
-        finished = finished_trials(folder) if restart else None
-        configs = trials_to_run(grid, finished)
-        journal_log = callbacks.DashboardLog(folder, grid)
-        hooks = [callbacks.Progress(grid.swept(), configs, folder=folder), watchdog, journal_log]
+        write_record(plan, data, address, command)
+        prepare_folder(plan)
+        watchdog = callbacks.PendingWatchdog(plan.settings.pending_timeout_s)
+        hooks = [callbacks.Progress(plan.grid.swept(), [s.config for s in plan.to_run], folder=folder), watchdog,
+                 callbacks.DashboardLog(folder, plan.grid)]
         if on_record:
             on_record(folder)
-        sweep = None
-        if resuming and not restart:
-            try:
-                sweep = tuner.restore_tuner(uri, grid, settings, data, trainable,
-                                            [*hooks, callbacks.ApplyOnResume(tuner.trial_resources(grid, settings),
-                                                                             settings.max_failures,
-                                                                             settings.keep_checkpoints)])
-            except Exception as err:  # Tune's files are there but do not restore (cut short, another Ray)
-                problem = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-                restart = True
-                experiment.add_to_last_run(folder, {"restarted": True})
-                finished = finished_trials(folder)  # the new Tuner leaves them be, and the progress lines too
-                configs = trials_to_run(grid, finished)
-                hooks = [callbacks.Progress(grid.swept(), configs, folder=folder), watchdog, journal_log]
-        if restart and extended is not None:
-            added = ", ".join(f"{k} {' '.join(map(str, v))}" for k, v in extended.items())
-            print(f"{settings.name}: extended ({added}); {len(finished)} finished trial(s) kept as they are")
-        elif restart:  # no usable Tune state: a new Tuner, whose trials continue from their folders' checkpoints
-            why = f"Tune's saved state is unusable ({problem})" if problem else "it has no Tune state yet (stopped before its first save)"
-            print(f"{settings.name}: {why}; continuing every trial from the checkpoints in its folder")
-        if restart:
-            adopt_trial_folders(folder, grid)
-        if sweep is None:
-            sweep = tuner.build_tuner(grid, settings, data, trainable, hooks, finished=finished)
-        for key, (old, new) in (changed or {}).items():  # said once the checks let them take effect
-            print(f"resume: {key} {old} -> {new}")
-        print(f"{'resuming' if resuming else 'running'} {settings.name}: {len(configs)} "
-              f"trial(s), {resources['cpu']:g} CPU and {resources['gpu']:g} GPU each; Tune's log: {folder / TUNE_LOG}",
-              flush=True)
+        sweep, plan = make_tuner(plan, data, trainable, hooks)
+        announce(plan, resources)
         # Tune's newer console output prints a configuration box even at verbose=0; the legacy
         # one is silent there, so Progress's lines are the whole console view.
         os.environ.setdefault(*ray_internals.LEGACY_CONSOLE)
         clock = time.perf_counter()
         timings["checks_s"] = clock - timings["ray_start_s"] - started
         try:
-            if configs:  # an extension or a restart may find every trial finished
+            if plan.to_run:  # an extension or a resume may find every trial finished
                 sweep.fit()
         finally:
             signals.fit_ended()
         timings["fit_s"] = time.perf_counter() - clock
     finally:
-        with signals.held():  # a second signal must not leave Ray running or the token behind
-            clock = time.perf_counter()
-            try:
-                ray.shutdown()
-            finally:
-                signals.install()  # ray.shutdown resets SIGTERM's action to the default (death) underneath Python
-                timings["shutdown_s"] = time.perf_counter() - clock
-                if token_folder:
-                    shutil.rmtree(token_folder, ignore_errors=True)
-                    os.environ.pop("RAY_AUTH_TOKEN_PATH", None)
-    storage.pull(settings.storage_path, settings.name)
+        timings["shutdown_s"] = stop_ray(token_folder)
+    storage.pull(plan.settings.storage_path, plan.settings.name)
     return Outcome(folder=folder, pending_timeout=watchdog.fired, timings=timings)
+
+
+def stop_ray(token_folder: Path | None) -> float:
+    """Ray down and the embedded Ray's token removed, whatever signal comes; returns the seconds it took."""
+    with signals.held():  # a second signal must not leave Ray running or the token behind
+        clock = time.perf_counter()
+        try:
+            ray.shutdown()
+        finally:
+            signals.install()  # ray.shutdown resets SIGTERM's action to the default (death) underneath Python
+            if token_folder:
+                shutil.rmtree(token_folder, ignore_errors=True)
+                os.environ.pop("RAY_AUTH_TOKEN_PATH", None)
+    return time.perf_counter() - clock

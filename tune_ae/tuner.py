@@ -5,7 +5,6 @@ Nothing here starts Ray or touches the experiment folder; sweep.py drives the wh
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Callable
@@ -16,10 +15,11 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import BasicVariantGenerator
 
 from tune_ae import ray_internals, results, search, storage
-from tune_ae.callbacks import EpochLog
-from tune_ae.config import TRIAL_FIELDS, SweepSettings, TrialConfig, concurrent_trials
+from tune_ae.callbacks import EpochLog, TrialRecord
+from tune_ae.config import TRIAL_FIELDS, SweepSettings, concurrent_trials
 from tune_ae.data import FashionMNIST
 from tune_ae.grids import Grid
+from tune_ae.plan import SAMPLE, Plan, folder_name
 from tune_ae.trainable import train_autoencoder
 
 METRIC, MODE = "val_loss", "min"
@@ -62,26 +62,25 @@ def param_space(grid: Grid) -> dict:
     return space
 
 
-def folder_name(config: dict) -> str:
-    """A trial's folder, named by its full config: the same trial gets the same folder in every
-    Tuner of the experiment, so one started afresh on resume (Tune's saved state unreadable)
-    continues from the checkpoints already there. Tune's default name has a per-run id in it."""
-    try:  # as TrialConfig normalises it (dropout=0 -> 0.0), so every path to a name agrees
-        config = TrialConfig.from_dict({k: v for k, v in config.items() if k in TRIAL_FIELDS}, fill_defaults=True).to_dict()
-    except (ValueError, TypeError):
-        pass
-    return ",".join(f"{name}={config.get(name)}" for name in TRIAL_FIELDS)
-
-
 def trial_folder_name(trial) -> str:
     return folder_name(trial.config)
 
 
-def sampled_folder_name(trial) -> str:
-    """An optuna search's trial folder: its config and Tune's trial id. TPE may suggest a config
-    twice (a small categorical space), and two trials must not share a folder; its trials are
-    only ever continued by Tune's own restore, which knows their folders."""
-    return f"{folder_name(trial.config)},trial={trial.trial_id}"
+class SampleFolders:
+    """An optuna search's trial folder names: a sample that continues gets the folder the record
+    names for it (its config says which: each is handed out once); a new one its config and
+    Tune's trial id (TPE may suggest a config twice, and two trials must not share a folder)."""
+
+    def __init__(self, continued: list[tuple[dict, str]] = ()):
+        self.continued = [(results.config_key(config), name) for config, name in continued]
+
+    def __call__(self, trial) -> str:
+        key = results.config_key(trial.config)
+        for i, (config, name) in enumerate(self.continued):
+            if config == key:
+                del self.continued[i]
+                return name
+        return f"{folder_name(trial.config)},trial={trial.trial_id}"
 
 
 def wrapped_trainable(grid: Grid, settings: SweepSettings, data: FashionMNIST, trainable: Callable):
@@ -93,15 +92,16 @@ def wrapped_trainable(grid: Grid, settings: SweepSettings, data: FashionMNIST, t
     return tune.with_resources(fn, trial_resources(grid, settings))
 
 
-def run_config(settings: SweepSettings, callbacks: list) -> tune.RunConfig:
-    # The epochs log is what the tables read: every Tuner of tune_ae writes it.
-    log = EpochLog(storage.local_folder(settings.storage_path, settings.name))
+def run_config(grid: Grid, settings: SweepSettings, callbacks: list) -> tune.RunConfig:
+    # The epochs log and the trials' record are what the tables read: every Tuner of tune_ae writes them.
+    folder = storage.local_folder(settings.storage_path, settings.name)
+    log = [EpochLog(folder), TrialRecord(folder, grid.point_fields(), settings.scheduler)]
     return tune.RunConfig(
         name=settings.name,
         storage_path=settings.storage_path,
         failure_config=tune.FailureConfig(max_failures=settings.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=settings.keep_checkpoints),
-        callbacks=[log, *callbacks],
+        callbacks=[*log, *callbacks],
         stop=next((c for c in callbacks if isinstance(c, tune.Stopper)), None),
         verbose=0,  # progress comes from callbacks.Progress, one line per event
     )
@@ -116,31 +116,30 @@ def asha(grid: Grid):
     return search.PointwiseASHA(grid.point_fields(), METRIC, MODE, **options)  # a search: trials meet their point's
 
 
-def to_run(grid: Grid, finished: list[dict] | None) -> tuple[dict, object, int]:
-    """(param space, search algorithm, trials) for Tune: the grid's product as grid_search; or,
-    for a random search or a fresh Tuner on a folder that has finished trials (an extension, a
-    lost Tune state), the listed configs that have not finished (so that those are left as they
-    are); or the per-point Optuna searcher."""
-    done = {results.config_key(c) for c in finished or []}
+def to_run(plan: Plan) -> tuple[dict, object, int]:
+    """(param space, search algorithm, trials) for a new Tuner: a new grid's product as
+    grid_search; the listed configs of the plan's trials to run (a random search, or an
+    experiment continued or extended: the trials kept are left as they are); or the per-point
+    Optuna searcher, rebuilt from the record's events."""
+    grid = plan.grid
     if grid.search == "optuna":
-        searcher = search.PointwiseOptuna(grid, METRIC, MODE, [(c, c["value"]) for c in finished or []
-                                                                if c.get("value") is not None])
+        searcher = search.PointwiseOptuna(grid, METRIC, MODE, list(plan.replay))
         return {}, searcher, searcher.total
-    if grid.search == "grid" and finished is None:
+    if grid.search == "grid" and plan.mode == "new":
         return param_space(grid), None, 1
-    configs = [c.to_dict() for c in grid.trial_configs()]
-    todo = sorted((c for c in configs if results.config_key(c) not in done), key=lambda c: -c["hidden"])
+    todo = sorted((step.config for step in plan.to_run), key=lambda c: -c["hidden"])
     # Each listed config replaces one sample of a space that names every field (Tune refuses a
     # preset key its space lacks) with no value of its own (None: nothing to check it against).
     space = {name: None for name in TRIAL_FIELDS}
     return space, BasicVariantGenerator(points_to_evaluate=todo), len(todo)  # widest first, as param_space
 
 
-def build_tuner(grid: Grid, settings: SweepSettings, data: FashionMNIST, trainable: Callable = train_autoencoder,
-                callbacks: list | None = None, finished: list[dict] | None = None) -> tune.Tuner:
-    """A new Tuner of `grid`; `finished`: configs (with "value", the metric) of trials already finished
-    in the folder, not run again."""
-    space, search_alg, num_samples = to_run(grid, finished)
+def build_tuner(plan: Plan, data: FashionMNIST, trainable: Callable = train_autoencoder,
+                callbacks: list | None = None) -> tune.Tuner:
+    """A new Tuner of the plan's trials to run."""
+    grid, settings = plan.grid, plan.settings
+    space, search_alg, num_samples = to_run(plan)
+    continued = [(s.config, s.folder) for s in plan.to_run if s.folder and s.action != SAMPLE]
     return tune.Tuner(
         wrapped_trainable(grid, settings, data, trainable),
         param_space=space,
@@ -150,8 +149,8 @@ def build_tuner(grid: Grid, settings: SweepSettings, data: FashionMNIST, trainab
         tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, scheduler=asha(grid) if settings.scheduler == "asha" else None,
                                     search_alg=search_alg, num_samples=num_samples, reuse_actors=True,
                                     trial_dirname_creator=trial_folder_name if grid.known_in_advance
-                                    else sampled_folder_name),
-        run_config=run_config(settings, callbacks or []),
+                                    else SampleFolders(continued)),
+        run_config=run_config(grid, settings, callbacks or []),
     )
 
 
@@ -169,48 +168,6 @@ def restore_tuner(experiment_dir: str | Path, grid: Grid, settings: SweepSetting
         resume_unfinished=True,
         resume_errored=True,
     )
-    ray_internals.replace_run_config(tuner, run_config(settings, callbacks or []),
+    ray_internals.replace_run_config(tuner, run_config(grid, settings, callbacks or []),
                                      ("failure_config", "checkpoint_config", "callbacks", "stop", "verbose"))
     return tuner
-
-
-def can_resume(experiment_dir: str | Path) -> bool:
-    return tune.Tuner.can_restore(str(experiment_dir))
-
-
-def unusable_state(folder: Path) -> str | None:
-    """Why Tune's newest saved experiment state in `folder` cannot be trusted, or None.
-
-    Tune picks the newest `experiment_state-*.json` by name and, if it does not parse, logs the
-    error and starts its trials from nothing (a phantom trial with an empty config). A file cut
-    short (a full disk, a kill mid-upload) is renamed out of Tune's sight, and the next older
-    one, if any, is checked; the trials' own checkpoints carry the sweep either way.
-    """
-    problem = None
-    for path in reversed(ray_internals.state_files(folder)):
-        try:
-            state = json.loads(path.read_text())
-            trials = [record for record, _ in ray_internals.state_trials(state)]
-            if not all(isinstance(t.get("config"), dict) and "hidden" in t["config"] for t in trials):
-                raise ValueError("a trial without its config")
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            path.rename(path.with_name(f".{path.name}.unreadable"))
-            problem = f"{path.name}: {type(err).__name__}"
-            continue
-        gone = missing_checkpoints(Path(folder), state)
-        # Tune hands a restored trial the checkpoint its state names and fails the trial for good
-        # if that folder is gone (rotated out by --keep-checkpoints after the state was saved).
-        # A newer state set aside here is set aside in this folder only (a URI's copy stays): a
-        # new Tuner, then, rather than Tune's restore of whichever file it finds newest.
-        return f"it names checkpoints that are gone ({', '.join(gone[:3])})" if gone else problem
-    return problem
-
-
-def missing_checkpoints(folder: Path, state: dict) -> list[str]:
-    """Checkpoint folders Tune's saved state refers to that are not on disk."""
-    gone = []
-    for record, metadata in ray_internals.state_trials(state):
-        trial_dir = folder / record.get("relative_logdir", "")
-        names = ray_internals.checkpoint_names(metadata)
-        gone += [f"{trial_dir.name}/{n}" for n in sorted(names) if not (trial_dir / n).is_dir()]
-    return gone

@@ -214,7 +214,7 @@ def timed_sweep(run_args: list[str], name: str = "bench", echo: bool = False) ->
         done = subprocess.run(command, capture_output=not echo, text=True)
         wall = time.perf_counter() - started
         folder = Path(storage) / name
-        finished = done.returncode == 0 and (folder / experiment.META_FILE).is_file()
+        finished = done.returncode == 0 and experiment.has_record(folder)
         trials = results.load_table(folder, "trials") if finished else None
         problem = sweep_problem(done.returncode, trials, done.stderr)
         if problem:
