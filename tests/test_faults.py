@@ -4,7 +4,7 @@ folder, and a copied folder (SIGHUP: during the random search's report in test_r
 asserts the exit code and readable tables, and each sweep that stopped part way is resumed and
 must finish with every epoch once and the metrics of an uninterrupted run. Every stop signal
 takes one path (signals.py, its cases in tests/test_signals.py); here SIGTERM is the one sent
-with Ray up, as Ray's own SIGTERM handling is what tune_ae turns off (sweep.start_ray).
+with Ray up, as Ray's own SIGTERM handling is what tune_ae turns off (ray_start.start_ray).
 
 One small trial (h = 64, 3,000 images, minibatches of 50, 24 epochs, a checkpoint every 2),
 interrupted once its epochs log holds a given number of epochs: no sleeps decide when.
@@ -291,26 +291,11 @@ def test_a_full_disk_then_sigkill_and_a_truncated_checkpoint_and_resume_finishes
 
 def test_resume_command_is_quoted_for_the_shell():
     from tune_ae.config import SweepSettings
-    from tune_ae.run import resume_command
+    from tune_ae.finish import resume_command
 
     command = resume_command(SweepSettings(storage_path="/data/my results", name="my sweep"))
     assert shlex.split(command) == ["python", "-m", "tune_ae.run", "--resume", "--name", "my sweep", "--storage-path",
                                     "/data/my results"]
-
-
-def test_stale_token_folders_are_removed_and_live_ones_kept(tmp_path, monkeypatch):
-    import tempfile
-
-    from tune_ae import sweep
-
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    stale = tmp_path / f"{sweep.TOKEN_PREFIX}4194305-abc"  # above any pid_max: no such process
-    live = tmp_path / f"{sweep.TOKEN_PREFIX}{os.getpid()}-def"
-    for folder in (stale, live):
-        folder.mkdir()
-        (folder / "token").write_text("secret")
-    sweep.remove_stale_tokens()
-    assert not stale.exists() and (live / "token").is_file()
 
 
 def test_an_experiment_state_cut_short_is_set_aside(tmp_path):

@@ -42,12 +42,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from tune_ae import run
+from tune_ae import finish
 
 trials = pd.DataFrame({"hidden": [64, 32], "dropout": [0.1, 0.0], "epochs_done": [3, 1],
                        "final_val_loss": [0.02, None], "best_val_loss": [0.02, None], "status": ["done", "error"],
                        "error": [None, "ValueError: diverged"]})
-run.print_summary(trials, Path("experiment"), {})
+finish.print_summary(trials, Path("experiment"), {})
 print("loaded:", sorted(m for m in ("matplotlib", "seaborn") if m in sys.modules))
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

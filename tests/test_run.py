@@ -235,27 +235,6 @@ def test_uri_storage_path_end_to_end_under_the_embedded_rays_own_token(real_data
     assert again.returncode == 2 and "already exists" in again.stderr
 
 
-def test_the_embedded_rays_token_is_private(monkeypatch):
-    """Token auth on, nothing chosen: the token is ours (600 in a 700 folder), never ~/.ray/auth_token (644)."""
-    from tune_ae import sweep
-
-    monkeypatch.setenv("RAY_AUTH_MODE", "token")
-    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", "unset")  # so that monkeypatch restores its absence
-    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH")
-    monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
-    folder = sweep.private_token()
-    token = folder / "token"
-    assert os.environ["RAY_AUTH_TOKEN_PATH"] == str(token) and len(token.read_text()) == 64
-    assert oct(folder.stat().st_mode & 0o777) == "0o700" and oct(token.stat().st_mode & 0o777) == "0o600"
-    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", "/mine")  # a token the user chose is left alone
-    assert sweep.private_token() is None
-    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
-    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH")
-    assert sweep.private_token() is None
-    shutil.rmtree(folder)
-    # A sweep with it: test_uri_storage_path_end_to_end_under_the_embedded_rays_own_token.
-
-
 def test_a_ray_client_address_from_the_environment_is_named_as_such(tmp_path):
     done = run_cli("--storage-path", str(tmp_path), timeout=60, env={"RAY_ADDRESS": "ray://10.0.0.5:10001",
                    "TUNE_AE_DATA": "", "XDG_CACHE_HOME": str(tmp_path / "cache")})  # no data: no sweep, whatever happens

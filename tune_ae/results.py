@@ -230,23 +230,23 @@ def summarise_trials(epochs: pd.DataFrame, experiment_dir: str | Path | None = N
         if row["status"] != "error":
             row["error"] = None  # a failure that a retry or a resume got past
         rows.append(row)
-    if has_meta and not grid.known_in_advance:  # an optuna search: each point's samples not begun, unnamed
-        never = []
-        fields = grid.point_fields()
-        for point in grid.points():
-            begun = sum(all(r.get(n) == point[n] for n in fields) for r in rows)
-            never += [{**point, **{n: None for n in grid.searched()}}] * max(0, grid.num_samples - begun)
-        rows += [{**c, "epochs_planned": c["epochs"], "epochs_done": 0, "status": "not started"} for c in never]
-        never = []
-    else:
-        never = expected
-    for config in never:
-        if config_key(config) not in seen:
-            rows.append({**config, "epochs_planned": config["epochs"], "epochs_done": 0, "status": "not started"})
+    never = never_begun(grid, rows) if has_meta and not grid.known_in_advance else \
+        [c for c in expected if config_key(c) not in seen]
+    rows += [{**c, "epochs_planned": c["epochs"], "epochs_done": 0, "status": "not started"} for c in never]
     columns = ["trial_id", *TRIAL_FIELDS, "parameters", "epochs_planned", "epochs_done", "final_train_loss",
                "final_val_loss", "best_val_loss", "best_epoch", "train_time_s", "wall_time_s", "started_at", "ended_at",
                "device", "node_id", *ANALYSIS_COLUMNS, ANALYSIS_TIME, "status", "error", "checkpoint", "trial_dir"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def never_begun(grid, rows: list[dict]) -> list[dict]:
+    """An optuna search's samples not begun, each point's: unnamed (the searched fields None)."""
+    never = []
+    fields = grid.point_fields()
+    for point in grid.points():
+        begun = sum(all(r.get(n) == point[n] for n in fields) for r in rows)
+        never += [{**point, **{n: None for n in grid.searched()}}] * max(0, grid.num_samples - begun)
+    return never
 
 
 def load_trials(experiment_dir: str | Path) -> pd.DataFrame:
