@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from tune_ae.data import IMAGE_MAGIC, LABEL_MAGIC, STEMS
+from tune_ae.plan import new as new_plan
 
 # No test may reach the network: every data lookup that misses must fail, not download.
 os.environ["TUNE_AE_NO_DOWNLOAD"] = "1"
@@ -281,5 +282,5 @@ def quarter_gpu_study(ray_session, tmp_path_factory):
     folder = root / "store" / "study"
     experiment.write_meta(folder, "custom", grid, settings, {"folder": data.folder, "subset": None, "train_images": 2000,
                                                             "test_images": 200}, experiment.this_run(None))
-    tuner.build_tuner(grid, settings, data).fit()
+    tuner.build_tuner(new_plan(grid, settings), data).fit()
     return folder

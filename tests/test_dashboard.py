@@ -1,6 +1,7 @@
 """The live page (dashboard.py), in a real Chromium: during a sweep and after it; a journal cut
 short; the port in use; Ctrl-C. The journal it serves (journal.py): tests/test_journal.py."""
 
+import json
 import os
 import re
 import select
@@ -17,9 +18,10 @@ import pandas as pd
 import psutil
 import pytest
 
-from tune_ae import journal, results
+from tune_ae import dashboard, journal, lock, results
 
 from conftest import end_session, journal_trials, start_cli, wait_for
+from test_journal import cut_between_lines, made_experiment
 
 CHROMIUM = Path(os.environ.get("TUNE_AE_CHROMIUM", "/usr/bin/chromium"))
 
@@ -233,3 +235,147 @@ def test_a_page_whose_serving_fails_does_not_end_as_if_stopped():
 
     with pytest.raises(OSError, match="the socket is gone"):
         dashboard.serve_until_interrupted(SimpleNamespace(serve_forever=broken, shutdown=lambda: None))
+
+
+def served_trials(port: int) -> list[tuple[str, list[int]]]:
+    """(state, epochs of its learning curve) of each trial the page serves, from its API."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/0", timeout=30) as answer:
+        study = json.load(answer)
+    return [(t["state"], [v["step"] for v in t["intermediate_values"]]) for t in study["trials"]]
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def test_a_journal_behind_the_tables_is_rebuilt_unless_a_sweep_runs(tmp_path):
+    """Cut between two lines (a kill), the journal reads, but shows a finished trial running with
+    part of its curve: the page rebuilds it from the tables. A running sweep's it leaves to its driver."""
+    folder = made_experiment(tmp_path / "exp")
+    cut_between_lines(folder, 3)  # h=64's last epoch and its end
+    lock.acquire(folder)
+    try:
+        assert dashboard.journal_to_serve(folder) == (journal.path(folder), False)
+        assert journal.lagging(folder) == ["hidden=64"]  # the driver's to write
+    finally:
+        lock.release(folder)
+    assert dashboard.journal_to_serve(folder) == (journal.path(folder), False)
+    assert [(t.state.name, sorted(t.intermediate_values)) for t in journal_trials(folder)] == [
+        ("COMPLETE", [1, 2, 3]), ("COMPLETE", [1, 2, 3])]
+
+
+# A read-only folder, simulated: the tests run as root, whom chmod does not stop, and mounting a
+# read-only file system needs privileges a test machine may not give. Every Python open for
+# writing under the folder fails with EROFS, as on a read-only mount; the page's only writes there
+# are the journal's rebuild (optuna's JournalFileBackend creates its file with open).
+READ_ONLY = """
+import builtins, errno, io, os
+_folder, _open = os.environ["READ_ONLY_FOLDER"], io.open
+def _read_only_open(file, mode="r", *args, **kwargs):
+    if isinstance(file, (str, bytes, os.PathLike)) and any(c in mode for c in "wax+") \\
+            and os.path.abspath(os.fsdecode(os.fspath(file))).startswith(_folder + os.sep):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), os.fsdecode(os.fspath(file)))
+    return _open(file, mode, *args, **kwargs)
+builtins.open = io.open = _read_only_open
+"""
+
+
+def test_a_read_only_folder_is_served_from_a_journal_rebuilt_outside_it(tmp_path):
+    folder = made_experiment(tmp_path / "exp").resolve()
+    journal.path(folder).write_bytes(journal.path(folder).read_bytes()[:-25])  # a kill mid-write: to be rebuilt
+    before = journal.path(folder).read_bytes()
+    inject, temporary = tmp_path / "inject", tmp_path / "tmp"
+    inject.mkdir()
+    temporary.mkdir()
+    (inject / "sitecustomize.py").write_text(READ_ONLY)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(inject), os.environ.get("PYTHONPATH")])),
+           "READ_ONLY_FOLDER": str(folder), "TMPDIR": str(temporary)}
+    port = free_port()
+    page = serve(folder, port, env=env)
+    try:
+        assert served_trials(port) == [("Complete", [1, 2, 3]), ("Complete", [1, 2, 3])]
+        assert len(list(temporary.iterdir())) == 1  # the rebuilt journal, outside the folder
+    finally:
+        code, out, err = stop(page)
+    assert code == 0 and "dashboard stopped" in out, err
+    assert err.splitlines() == [f"warning: {folder} is read-only here (Read-only file system): the page shows its "
+                                "tables as they are now, not live (from a journal rebuilt in a temporary file)"]
+    assert journal.path(folder).read_bytes() == before and list(temporary.iterdir()) == []
+
+
+# The page's throwaway parent, as run.py's driver starts it (pipes it reads, --stop-with its own
+# pid); it says the page's pid once the page serves, then waits to be killed.
+PARENT = """
+import os, subprocess, sys, time
+page = subprocess.Popen([sys.executable, "-m", "tune_ae.dashboard", sys.argv[1], "--port", sys.argv[2],
+                         "--stop-with", str(os.getpid())], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+said = page.stdout.readline()
+print(page.pid, said.startswith("dashboard of "), flush=True)
+time.sleep(600)
+"""
+# Starts PARENT as a child subreaper (PR_SET_CHILD_SUBREAPER): the page, orphaned when PARENT is
+# killed, becomes this process's child, whose exit code it collects and says.
+HARNESS = """
+import ctypes, os, subprocess, sys
+ctypes.CDLL(None).prctl(ctypes.c_int(36), ctypes.c_ulong(1), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0))
+parent = subprocess.Popen([sys.executable, "-c", sys.argv[1], *sys.argv[2:]], stdout=subprocess.PIPE, text=True)
+page_pid, serving = parent.stdout.readline().split()
+print(parent.pid, page_pid, serving, flush=True)
+parent.wait()
+print(os.waitstatus_to_exitcode(os.waitpid(int(page_pid), 0)[1]), flush=True)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the parent-death signal and a subreaper are Linux's")
+def test_the_page_stops_when_its_parent_is_killed(tmp_path):
+    folder = made_experiment(tmp_path / "exp")
+    port = free_port()
+    harness = subprocess.Popen([sys.executable, "-c", HARNESS, PARENT, str(folder), str(port)],
+                               stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert select.select([harness.stdout], [], [], 60)[0], "the page never served"
+        parent_pid, page_pid, serving = harness.stdout.readline().split()
+        assert serving == "True" and not port_free(port)
+        os.kill(int(parent_pid), signal.SIGKILL)  # no chance to stop the page itself
+        killed = time.monotonic()
+        assert select.select([harness.stdout], [], [], 10)[0], "the page outlived its parent by 10 s"
+        code, ended = int(harness.stdout.readline()), time.monotonic() - killed
+        assert code == 0 and ended < 3, (code, ended)  # the stop line's pipe is gone with the parent: no failure
+        assert port_free(port)
+    finally:
+        end_session(harness.pid)  # the harness, and the parent and the page if a check failed before their end
+        harness.wait()
+
+
+def test_the_page_stops_when_the_process_it_stops_with_ends(tmp_path):
+    """A process not its parent: looked at once a second. Ended but not yet collected (a zombie)
+    counts as ended."""
+    folder = made_experiment(tmp_path / "exp")
+    watched = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    port, page = free_port(), None
+    try:
+        page = serve(folder, port, "--stop-with", str(watched.pid))
+        time.sleep(1.5)
+        assert page.poll() is None  # not before
+        watched.kill()  # not waited for until the page has ended
+        killed = time.monotonic()
+        out, err = page.communicate(timeout=10)
+        ended = time.monotonic() - killed
+    finally:
+        watched.kill()
+        watched.wait()
+        if page is not None:
+            page.kill()
+    assert page.returncode == 0 and out.strip() == "dashboard stopped" and err == "", err
+    assert ended < 3 and port_free(port), ended
+
+
+def test_stop_with_takes_a_process_id(tmp_path, capsys):
+    folder = made_experiment(tmp_path / "exp")
+    assert dashboard.main([str(folder), "--stop-with", "0"]) == 2
+    assert capsys.readouterr().err == "error: --stop-with takes a process id (a positive integer), got 0\n"

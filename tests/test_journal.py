@@ -1,21 +1,55 @@
 """The experiment as an Optuna study (journal.py): the driver's Recorder, the rebuild from the
 tables, and which journals count as readable. The page that serves it: tests/test_dashboard.py."""
 
+import json
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from tune_ae import journal
-from tune_ae.config import field_choices
-from tune_ae.experiment import read_meta, recorded_grid
+from tune_ae import journal, results
+from tune_ae.config import SweepSettings, field_choices
+from tune_ae.experiment import read_meta, recorded_grid, write_meta
 from tune_ae.grids import Grid, Range
 
 from conftest import journal_trials
 
 GRID = Grid({"hidden": (64, 512), "lr": (1e-3, 3e-3), "output_activation": ("relu", "identity")})
+BY_HAND = Grid({"hidden": (32, 64), "epochs": (3,), "batch_size": (10,)})  # made_experiment's
+
+
+def made_experiment(folder: Path) -> Path:
+    """A finished two-trial sweep of BY_HAND (h = 32, 64; 3 epochs each, both done) as its driver
+    leaves the folder, made by hand without Ray: its record, each trial's folder (params.json,
+    the epochs log), the saved tables, and the journal recorded live, trial after trial."""
+    write_meta(folder, "custom", BY_HAND, SweepSettings(storage_path=str(folder.parent), name=folder.name),
+               {"folder": "/d"}, {"command": []})
+    recorder = journal.Recorder(folder, BY_HAND)
+    for config in (c.to_dict() for c in BY_HAND.trial_configs()):
+        name = f"hidden={config['hidden']}"
+        (folder / name).mkdir()
+        (folder / name / "params.json").write_text(json.dumps(config))
+        recorder.start(name, config)
+        for epoch in (1, 2, 3):
+            loss = 1 / (config["hidden"] * epoch)
+            row = {"trial_id": name, **config, "epoch": epoch, "train_loss": loss, "val_loss": loss,
+                   "epoch_time_s": 1.0, "images_per_s": 10.0, "parameters": 5, "device": "cpu", "threads": 1,
+                   "node_id": "n", "trial_started_at": 100.0, "reported_at": 100.0 + epoch}
+            with open(folder / name / results.EPOCHS_LOG, "a") as log:
+                log.write(json.dumps(row) + "\n")
+            recorder.epoch(name, config, epoch, loss)
+        recorder.end(name, config, "done", loss)
+    results.save_tables(folder)
+    return folder
+
+
+def cut_between_lines(folder: Path, lines: int) -> None:
+    """The journal without its last `lines` lines: a kill between two appended lines."""
+    kept = journal.path(folder).read_bytes().splitlines(keepends=True)[:-lines]
+    journal.path(folder).write_bytes(b"".join(kept))
 
 
 def config(hidden: int, **kw) -> dict:
@@ -118,3 +152,55 @@ def test_a_driver_resuming_an_experiment_without_a_journal_first_writes_what_the
     fresh.mkdir()
     journal.Recorder(fresh, recorded_grid(read_meta(folder)))
     assert journal_trials(fresh) == []
+
+
+def test_a_journal_cut_between_two_lines_is_behind_the_tables_and_a_resuming_driver_rebuilds_it(tmp_path):
+    """Cut at a line boundary it still reads, but a finished trial shows running with part of its
+    curve: the tables (trial statuses, epochs done) tell, and the journal is rebuilt from them."""
+    folder = made_experiment(tmp_path / "exp")
+    assert journal.current(folder) and journal.lagging(folder) == []
+    whole = journal.path(folder).read_bytes()
+    cut_between_lines(folder, 3)  # h=64's last epoch and its end
+    narrow, wide = journal_trials(folder)
+    assert journal.readable(folder)  # it parses: a journal cut at a line end is still a journal
+    assert narrow.state == TrialState.COMPLETE and sorted(narrow.intermediate_values) == [1, 2, 3]
+    assert wide.state == TrialState.RUNNING and sorted(wide.intermediate_values) == [1, 2]
+    assert journal.lagging(folder) == ["hidden=64"] and not journal.current(folder)
+
+    journal.Recorder(folder, BY_HAND)  # a driver resuming the experiment starts from what the tables hold
+    assert [(t.state, sorted(t.intermediate_values), t.params) for t in journal_trials(folder)] == [
+        (TrialState.COMPLETE, [1, 2, 3], {"hidden": 32}), (TrialState.COMPLETE, [1, 2, 3], {"hidden": 64})]
+    assert journal.current(folder)
+
+    journal.path(folder).write_bytes(whole)
+    cut_between_lines(folder, 1)  # only h=64's end: every epoch there, the trial still running
+    assert journal.lagging(folder) == ["hidden=64"]
+    journal.path(folder).write_bytes(whole)
+    cut_between_lines(folder, 14)  # h=32 begun, without an epoch; h=64 not begun at all
+    assert journal.lagging(folder) == ["hidden=32", "hidden=64"]
+
+
+def test_a_journal_ahead_of_the_tables_is_kept(tmp_path):
+    """The tables are written at a run's end: a trial the driver has recorded since is not in them,
+    and the journal stays as it is (it lags nothing)."""
+    folder = made_experiment(tmp_path / "exp")
+    journal.Recorder(folder, BY_HAND).start("hidden=128", {"hidden": 128, "epochs": 3, "batch_size": 10})
+    assert journal.current(folder)
+    journal.Recorder(folder, BY_HAND)  # not rebuilt: that would drop h=128
+    assert [t.user_attrs["trial_folder"] for t in journal_trials(folder)] == ["hidden=32", "hidden=64", "hidden=128"]
+
+
+def test_a_journal_is_rebuilt_into_a_file_outside_the_folder_when_asked(tmp_path):
+    folder = made_experiment(tmp_path / "exp")
+    cut_between_lines(folder, 3)
+    before = journal.path(folder).read_bytes()
+    elsewhere = tmp_path / "elsewhere" / journal.JOURNAL
+    elsewhere.parent.mkdir()
+    journal.rebuild(folder, BY_HAND, elsewhere)
+    assert journal.path(folder).read_bytes() == before  # the folder's own untouched
+    storage = journal.open_storage(folder, elsewhere)
+    import optuna
+
+    trials = optuna.load_study(study_name="exp", storage=storage).get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
+    assert sorted(p.name for p in elsewhere.parent.iterdir()) == [journal.JOURNAL]  # no temporary left

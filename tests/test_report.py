@@ -187,3 +187,43 @@ def test_trials_report_their_own_analysis_and_old_folders_get_it_computed(smoke_
     assert (merged["dead_units_trial"] == merged["dead_units_report"]).all()
     assert merged["probe_accuracy_trial"].tolist() == pytest.approx(merged["probe_accuracy_report"].tolist(), abs=0.02)
 
+
+
+def test_a_report_of_an_experiment_in_use_is_refused_and_writes_nothing(tmp_path, monkeypatch):
+    """A sweep or a --resume holds the experiment's lock: the report would read checkpoints and logs
+    half written. Refused with one line before anything is written; once free, the report holds the
+    lock while it writes, so that no run starts meanwhile."""
+    import subprocess
+    import sys
+
+    from test_journal import made_experiment
+    from test_lock import HOLD
+    from tune_ae import lock
+    from tune_ae.config import ConfigError
+    from tune_ae.report import __main__ as report_command
+
+    folder = made_experiment(tmp_path / "exp")
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(folder)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        files = {p: p.stat().st_mtime_ns for p in folder.rglob("*")}
+        done = subprocess.run([sys.executable, "-m", "tune_ae.report", str(folder)], capture_output=True, text=True,
+                              timeout=120)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1 and done.stdout == "", done.stderr
+        assert lines[0].startswith(f"error: experiment {folder} is in use by another run (host ")
+        assert f"pid {holder.pid}, started " in lines[0] and lines[0].endswith("wait for it to end, or stop it first")
+        assert report_command.write([str(folder)], "python -m tune_ae.report") == 2  # the command's body, here
+    finally:
+        holder.kill()
+        holder.wait()
+    assert {p: p.stat().st_mtime_ns for p in folder.rglob("*")} == files  # no report.md, figures/ or tables
+
+    def held_while_writing(experiment, data_dir=None):
+        with pytest.raises(ConfigError, match="in use by another run"):
+            lock.check_free(experiment)
+        return True
+
+    monkeypatch.setattr("tune_ae.report.write.write_report_or_say_why", held_while_writing)
+    assert report_command.write([str(folder)], "python -m tune_ae.report") == 0
+    lock.check_free(folder)  # and let go once written

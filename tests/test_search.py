@@ -10,6 +10,7 @@ from tune_ae import ray_internals, results, search, tuner
 from tune_ae.config import SweepSettings
 from tune_ae.data import load_fashion_mnist
 from tune_ae.grids import Grid, Range
+from tune_ae.plan import new as new_plan
 
 from conftest import write_dataset
 
@@ -32,7 +33,7 @@ def test_an_optuna_search_gives_each_point_its_samples_and_resumes_with_its_sear
     grid = Grid({"hidden": (8, 16), "epochs": (2,), "batch_size": (100,)}, ranges={"lr": Range(1e-4, 1e-2, log=True)},
                 search="optuna", num_samples=3, search_seed=7)
     s = SweepSettings(storage_path=str(tmp_path / "store"), name="o", scheduler="asha")
-    tuner.build_tuner(grid, s, data, callbacks=[StopAfterFirst()]).fit()
+    tuner.build_tuner(new_plan(grid, s), data, callbacks=[StopAfterFirst()]).fit()
     folder = tmp_path / "store" / "o"
     first = results.load_trials(folder)
     assert 1 <= (first["status"] == "done").sum() < 6  # stopped part way

@@ -12,6 +12,7 @@ from tune_ae import results, train, tuner
 from tune_ae.config import SweepSettings, TrialConfig
 from tune_ae.data import load_fashion_mnist
 from tune_ae.grids import Grid
+from tune_ae.plan import new as new_plan
 
 from conftest import write_dataset
 from faults import as_if_written_on_cuda, crash_once_at_epoch
@@ -40,7 +41,7 @@ def test_crashed_trials_are_retried_from_their_checkpoints_even_one_written_on_c
     s = SweepSettings(storage_path=str(tmp_path / "store"), name="crash", checkpoint_every=2, max_failures=2)
     markers = tmp_path / "markers"
     markers.mkdir()
-    tuner.build_tuner(grid, s, data, trainable=crash_once_at_epoch(3, str(markers), make_checkpoint_cuda_style)).fit()
+    tuner.build_tuner(new_plan(grid, s), data, trainable=crash_once_at_epoch(3, str(markers), make_checkpoint_cuda_style)).fit()
 
     assert len(list(markers.iterdir())) == 2  # each trial really crashed once
     folder = tmp_path / "store" / "crash"
@@ -71,7 +72,7 @@ def test_a_trial_in_a_reused_worker_does_not_depend_on_its_predecessor(ray_sessi
     # Widest first: the predecessor (h = 64, dropout 0.3), then the trial under test.
     grid = Grid({"hidden": (64, 8), "dropout": (0.1, 0.3), "epochs": (3,), "batch_size": (50,)})
     s = SweepSettings(storage_path=str(tmp_path / "store"), name="reused", cpus_per_trial=2)
-    tuner.build_tuner(grid, s, data).fit()
+    tuner.build_tuner(new_plan(grid, s), data).fit()
     folder = tmp_path / "store" / "reused"
     pids = {r["pid"] for d in results.trial_dirs(folder) for r in logged(d)}
     assert len(pids) == 1, f"the trials ran in {len(pids)} processes, not one reused worker"
@@ -96,7 +97,7 @@ def test_resuming_a_sweep_from_before_a_field_existed_runs_it_at_the_default(ray
     s = SweepSettings(storage_path=str(tmp_path / "store"), name="old", max_failures=0)
     older = {k: v for k, v in tuner.param_space(grid).items() if k != "weight_decay"}
     tune.Tuner(tuner.wrapped_trainable(grid, s, data, tuner.train_autoencoder), param_space=older,
-               run_config=tuner.run_config(s, [])).fit()
+               run_config=tuner.run_config(grid, s, [])).fit()
     assert results.load_trials(tmp_path / "store" / "old")["status"].tolist() == ["error"]  # today's trainable refuses it
 
     resources = tuner.trial_resources(grid, s)

@@ -4,6 +4,7 @@ from tune_ae import results, tuner
 from tune_ae.config import SweepSettings
 from tune_ae.data import load_fashion_mnist
 from tune_ae.grids import Grid
+from tune_ae.plan import new as new_plan
 
 from conftest import write_dataset
 
@@ -38,7 +39,7 @@ def test_asha_stops_poor_trials_early(ray_session, tmp_path):
     grid = Grid({"hidden": (4, 8, 64, 128), "epochs": (12,), "batch_size": (50,), "lr": (3e-3,)})
     # One trial at a time (2 CPUs each on 2), in one reused worker.
     s = settings(tmp_path, "asha", scheduler="asha", checkpoint_every=10, cpus_per_trial=2)
-    tuner.build_tuner(grid, s, data).fit()
+    tuner.build_tuner(new_plan(grid, s), data).fit()
     trials = results.load_trials(tmp_path / "store" / "asha").set_index("hidden")
     # Widest trials run first and set the bar at the first rung (epoch 10); narrow ones fall below it.
     assert (trials["status"] == "stopped early").sum() >= 1
@@ -55,7 +56,7 @@ def test_trials_that_can_never_start_stop_the_sweep(ray_session, tmp_path):
     data = load_fashion_mnist(write_dataset(tmp_path / "d"), expect_full=False)
     watchdog = PendingWatchdog(limit_s=3)
     started = time.monotonic()
-    tuner.build_tuner(Grid({"hidden": (8,), "epochs": (2,)}), settings(tmp_path, "stuck", cpus_per_trial=4),
+    tuner.build_tuner(new_plan(Grid({"hidden": (8,), "epochs": (2,)}), settings(tmp_path, "stuck", cpus_per_trial=4)),
                       data, callbacks=[watchdog]).fit()
     assert watchdog.fired and time.monotonic() - started < 60
     trials = results.load_trials(tmp_path / "store" / "stuck")

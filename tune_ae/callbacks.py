@@ -77,9 +77,15 @@ class TrialRecord(tune.Callback):
         self.recorder.end(name, "error", (trial.last_result or {}).get("epoch"), error=message)
 
     def on_experiment_end(self, trials, **info):
-        for trial in trials:  # stopped by a signal or the pending watchdog while running or waiting
-            if trial.status not in (Trial.TERMINATED, Trial.ERROR) and Path(trial.path).name in self.recorder.known:
-                self.recorder.end(Path(trial.path).name, "interrupted", (trial.last_result or {}).get("epoch"))
+        # The fit ended (at its end, or stopped by a signal or the pending watchdog, which Tune
+        # marks TERMINATED too): a trial that began and has no end here was interrupted.
+        for trial in trials:
+            name = Path(trial.path).name
+            entry = self.recorder.known.get(name)
+            if entry is None and not trial.last_result:  # (one with results and no record: an older tune_ae's)
+                self.recorder.never_started(name, dict(trial.config))
+            elif entry.status is None:
+                self.recorder.end(name, "interrupted", (trial.last_result or {}).get("epoch"))
 
 
 def ends_a_line(path: Path) -> bool:

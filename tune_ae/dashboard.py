@@ -4,21 +4,29 @@ optuna-dashboard serves the experiment's Optuna journal (journal.py), which the 
 writes as results arrive: every trial with its status and parameters, val_loss per epoch as
 learning curves, the history, and for more than one swept field parallel coordinates and
 parameter importance. A thin page at / links it with the report's figures and report.md once
-they are written. A folder without a journal (an older experiment), or with one cut short,
-gets it rebuilt from its tables.
+they are written. A folder without a journal (an older experiment), with one cut short, or
+with one behind its tables, gets it rebuilt from its tables; a folder that cannot be written
+(read-only) gets it rebuilt in a temporary file instead, removed when the page stops, and the
+page then shows the tables as they are, not live.
 
 Bound to 127.0.0.1: from a laptop, forward the port over SSH (`ssh -L 8080:localhost:8080
-HEAD`). There is no login: a --host that is not loopback says so. Exit codes: 0 stopped with
-Ctrl-C, 2 bad input (no experiment there, the port in use, optuna-dashboard missing).
+HEAD`). There is no login: a --host that is not loopback says so. `--stop-with PID` stops the
+page when process PID ends, however it ends (run --dashboard names its driver). Exit codes: 0
+stopped with Ctrl-C or by --stop-with, 2 bad input (no experiment there, the port in use,
+optuna-dashboard missing, a journal that cannot be written).
 """
 
 from __future__ import annotations
 
 import errno
 import html
+import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
+import time
 from pathlib import Path
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -26,10 +34,12 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from tune_ae import journal, lock
 from tune_ae.args import OK, USAGE_ERROR, Parser, exit_now
 from tune_ae.config import ConfigError
-from tune_ae.experiment import META_FILE, read_meta, recorded_grid
+from tune_ae.experiment import META_FILE, has_record, read_meta, recorded_grid
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 SHOWN_FILES = ("report.md", "trials.csv", "epochs.csv", "spread.csv")  # and figures/*: what / links to
+NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)  # a folder the page reads but cannot write
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def build_parser(prog: str = "python -m tune_ae.dashboard") -> Parser:
@@ -41,15 +51,73 @@ def build_parser(prog: str = "python -m tune_ae.dashboard") -> Parser:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1, this machine only; anything else serves every machine "
                         "that reaches this one, without a login)")
+    p.add_argument("--stop-with", type=int, metavar="PID",
+                   help="stop (as Ctrl-C does) when process PID ends, however it ends; `run --dashboard` passes "
+                        "the sweep's driver, so that the page does not outlive it")
     return p
 
 
-def check(folder: Path, port: int) -> None:
-    if not (folder / META_FILE).is_file():
+def check(folder: Path, port: int, stop_with: int | None = None) -> None:
+    if not has_record(folder):
         raise ConfigError(f"{folder} is not a tune_ae experiment (no {META_FILE}); give STORAGE_PATH/NAME of one")
     if not 0 < port < 65536:
         raise ConfigError(f"--port must be in 1..65535, got {port}")
+    if stop_with is not None and stop_with <= 0:  # 0 and below name process groups to os.kill, not a process
+        raise ConfigError(f"--stop-with takes a process id (a positive integer), got {stop_with}")
     read_meta(folder)  # a record that does not read is one line here, not a traceback later
+
+
+def stop_with(pid: int) -> None:
+    """Stop this page, as Ctrl-C does (SIGINT: its stop line, exit 0), once process `pid` has ended,
+    however it ended (SIGKILL included), within about a second.
+
+    Where `pid` is this process's parent on Linux, the kernel sends the signal when the parent
+    ends (PR_SET_PDEATHSIG, set here rather than before exec, which a Popen without preexec_fn
+    cannot); the parent may have ended before it was set, so the parent is looked at once more
+    right after. (The kernel means the parent's thread that started this process: run.py starts
+    it from the driver's main thread.) Anywhere else, a daemon thread looks once a second."""
+    if os.getppid() == pid and parent_death_signal(signal.SIGINT):
+        if os.getppid() != pid:  # reparented already: the parent ended before the signal was set
+            os.kill(os.getpid(), signal.SIGINT)
+        return
+    threading.Thread(target=watch, args=(pid,), name="stop-with", daemon=True).start()
+
+
+def parent_death_signal(signum: int) -> bool:
+    """Ask Linux for `signum` when this process's parent ends; False where that is not to be had."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(ctypes.c_int(PR_SET_PDEATHSIG), ctypes.c_ulong(signum), ctypes.c_ulong(0),
+                          ctypes.c_ulong(0), ctypes.c_ulong(0)) == 0
+    except (OSError, AttributeError):  # no libc to be found, or no prctl in it
+        return False
+
+
+def watch(pid: int, every: float = 1.0) -> None:
+    """Look at process `pid` every `every` seconds; SIGINT this process once it has ended."""
+    while not ended(pid):
+        time.sleep(every)
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+def ended(pid: int) -> bool:
+    """Whether process `pid` has ended: gone, or a zombie (ended, its exit status not yet collected)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # another user's process, alive
+        return False
+    try:  # Linux: the state follows the command name, which may itself hold spaces and parentheses
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:  # collected just now; or a system without /proc, where kill's answer stands
+        return Path("/proc").is_dir()
+    except (OSError, IndexError):
+        return False
 
 
 def sweep_running(folder: Path) -> bool:
@@ -60,11 +128,32 @@ def sweep_running(folder: Path) -> bool:
         return True
 
 
-def ensure_journal(folder: Path) -> None:
-    """A journal the page can show: rebuilt from the tables when missing or cut short, unless a
-    sweep is running there (its driver writes it: it rebuilds one it finds cut short itself)."""
-    if not journal.readable(folder) and not sweep_running(folder):
-        journal.rebuild(folder, recorded_grid(read_meta(folder)))
+def journal_to_serve(folder: Path) -> tuple[Path, bool]:
+    """(the journal file the page serves, whether it is a temporary one the caller removes).
+
+    The folder's own journal, rebuilt from the tables when missing, cut short or behind them,
+    unless a sweep is running there (its driver writes it: it rebuilds one it finds so itself).
+    A folder that cannot be written gets the rebuilt journal in a temporary folder instead, and
+    one line saying that the page shows the tables as they are, not live."""
+    if sweep_running(folder) or journal.current(folder):
+        return journal.path(folder), False
+    grid = recorded_grid(read_meta(folder))
+    try:
+        journal.rebuild(folder, grid)
+        return journal.path(folder), False
+    except OSError as err:
+        if err.errno not in NOT_WRITABLE:
+            raise
+        why = err.strerror
+    file = Path(tempfile.mkdtemp(prefix="tune_ae-dashboard-")) / journal.JOURNAL
+    try:
+        journal.rebuild(folder, grid, file)
+    except BaseException:  # Ctrl-C or a full /tmp: nothing left behind
+        shutil.rmtree(file.parent, ignore_errors=True)
+        raise
+    print(f"warning: {folder} is read-only here ({why}): the page shows its tables as they are now, not live "
+          "(from a journal rebuilt in a temporary file)", file=sys.stderr, flush=True)
+    return file, True
 
 
 def index_page(folder: Path, study_id: int | None) -> str:
@@ -122,15 +211,15 @@ def serve_until_interrupted(server) -> None:
         raise failed[0]
 
 
-def app_for(folder: Path):
-    """optuna-dashboard's app for the folder's journal, with the thin page at / and the folder's
-    report files under /files/."""
+def app_for(folder: Path, file: Path | None = None):
+    """optuna-dashboard's app for the folder's journal (or `file`, one rebuilt elsewhere), with the
+    thin page at / and the folder's report files under /files/."""
     import optuna
     from bottle import HTTPError, static_file
     from optuna_dashboard import wsgi
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = journal.open_storage(folder)
+    storage = journal.open_storage(folder, file)
     app = wsgi(storage)
 
     def study_id():
@@ -160,26 +249,56 @@ def main(argv: list[str] | None = None, prog: str = "python -m tune_ae.dashboard
     try:
         return serve_experiment(args)
     except KeyboardInterrupt:  # Ctrl-C whenever it comes, serving or still starting: a stop, not a traceback
-        print("dashboard stopped", flush=True)
+        # One stop: a second SIGINT (--stop-with's, a second Ctrl-C) would cut this one short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        say("dashboard stopped")
         return OK
+
+
+def say(line: str) -> None:
+    """Print `line` on stdout. With no one reading it any more (the driver that started the page,
+    and the pipe it read, gone), the line and all later output go to /dev/null instead of
+    failing the stop."""
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def serve_experiment(args) -> int:
     folder = Path(args.experiment).expanduser().resolve()
     try:
-        check(folder, args.port)
+        check(folder, args.port, args.stop_with)
+        if args.stop_with is not None:  # before the slow part: a driver gone while it runs stops it too
+            stop_with(args.stop_with)
         try:
             import optuna_dashboard
         except ImportError:
             raise ConfigError("optuna-dashboard is not installed; pip install optuna-dashboard (a dependency of "
                               "tune_ae: reinstall it)") from None
         del optuna_dashboard  # imported here to say so in one line; app_for uses it
-        ensure_journal(folder)
-        app = app_for(folder)
-        server = make_server(args.host, args.port, app, server_class=ThreadedServer, handler_class=QuietHandler)
+        file, temporary = journal_to_serve(folder)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return USAGE_ERROR
+    except OSError as err:  # rebuilding the journal: a full disk, an I/O error
+        print(f"error: cannot rebuild the page's journal: {err.filename or journal.path(folder)}: {err.strerror}",
+              file=sys.stderr)
+        return USAGE_ERROR
+    try:
+        return serve_journal(folder, file, args)
+    finally:
+        if temporary:
+            shutil.rmtree(file.parent, ignore_errors=True)
+
+
+def serve_journal(folder: Path, file: Path, args) -> int:
+    """Serve the page of `folder` from the journal `file` until Ctrl-C."""
+    try:
+        app = app_for(folder, file)
+        server = make_server(args.host, args.port, app, server_class=ThreadedServer, handler_class=QuietHandler)
     except OSError as err:
         if err.errno in (errno.EADDRINUSE, errno.EACCES):
             print(f"error: port {args.port} on {args.host} is {'in use' if err.errno == errno.EADDRINUSE else 'not allowed'}; "
@@ -192,7 +311,7 @@ def serve_experiment(args) -> int:
             print(f"warning: serving on {args.host}: every machine that reaches this one sees the experiment, with no "
                   "login; prefer the default 127.0.0.1 and an SSH port forward", file=sys.stderr)
         host = f"[{args.host}]" if ":" in args.host else args.host
-        print(f"dashboard of {folder.name}: http://{host}:{server.server_port}/  (Ctrl-C stops it)", flush=True)
+        say(f"dashboard of {folder.name}: http://{host}:{server.server_port}/  (Ctrl-C stops it)")
         serve_until_interrupted(server)
     finally:
         server.server_close()

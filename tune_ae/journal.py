@@ -7,14 +7,17 @@ stopped early PRUNED, error FAIL, running or interrupted RUNNING, not started WA
 folder and status as user attributes.
 
 Only the sweep's driver writes it, as results arrive (callbacks.DashboardLog through
-`Recorder`), so nodes never write at once. An experiment without one, or with one that does
-not read (cut short by a kill or a full disk), gets it rebuilt from its tables (`rebuild`).
+`Recorder`), so nodes never write at once. An experiment without one, with one that does not
+read (cut short mid-line by a kill or a full disk), or with one behind its tables (cut short
+between two lines: a trial the tables hold finished, or with more epochs, shown running with
+part of its curve; `lagging`), gets it rebuilt from its tables (`rebuild`).
 Optuna is imported here only: a machine without it still sweeps, without the journal.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 from tune_ae.config import field_choices, field_type
@@ -52,11 +55,13 @@ def distributions(grid: Grid) -> dict:
     return found
 
 
-def open_storage(folder: str | Path):
+def open_storage(folder: str | Path, file: str | Path | None = None):
+    """The experiment's journal as Optuna storage; `file` instead of the folder's own journal
+    (one rebuilt elsewhere, for a folder that cannot be written)."""
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
-    return JournalStorage(JournalFileBackend(str(path(folder))))
+    return JournalStorage(JournalFileBackend(str(file or path(folder))))
 
 
 def readable(folder: str | Path) -> bool:
@@ -76,15 +81,53 @@ def readable(folder: str | Path) -> bool:
         return False
 
 
-def rebuild(folder: str | Path, grid: Grid) -> None:
-    """Write the journal afresh from the experiment's tables (every trial, its epochs, its status)."""
+def lagging(folder: str | Path) -> list[str]:
+    """The trials (by folder name) that the experiment's tables hold further than its journal:
+    missing from it (once begun), running in it but finished in the tables, or with an epoch
+    the epochs table has that it lacks. A journal ahead of the tables (a sweep killed before it
+    rewrote them) lags nothing. The journal must be readable."""
+    import optuna
+
+    from tune_ae import results
+
+    folder = Path(folder).resolve()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a damaged table is rebuilt from the trial files by load_table
+        trials, epochs = results.load_table(folder, "trials"), results.load_table(folder, "epochs")
+    recorded = {t.user_attrs.get("trial_folder"): t for t in
+                optuna.load_study(study_name=folder.name, storage=open_storage(folder)).get_trials(deepcopy=False)}
+    curves = {Path(d).name: {int(e) for e, v in zip(t["epoch"], t["val_loss"]) if v == v}  # NaN: not on a curve
+              for d, t in epochs.groupby("trial_dir")}
+    behind = []
+    for row in trials.to_dict("records"):
+        if not isinstance(row.get("trial_dir"), str) or row["status"] == "not started":
+            continue  # the driver records a trial as it starts
+        name = Path(row["trial_dir"]).name
+        trial = recorded.get(name)
+        finished = optuna.trial.TrialState[STATES[row["status"]]].is_finished()
+        if (trial is None or (finished and not trial.state.is_finished())
+                or not curves.get(name, set()) <= set(trial.intermediate_values)):
+            behind.append(name)
+    return behind
+
+
+def current(folder: str | Path) -> bool:
+    """Whether the journal can be shown as it is: readable, and behind the tables in nothing."""
+    return readable(folder) and not lagging(folder)
+
+
+def rebuild(folder: str | Path, grid: Grid, file: str | Path | None = None) -> None:
+    """Write the journal afresh from the experiment's tables (every trial, its epochs, its status),
+    whole or not at all: into `file` if given (outside a folder that cannot be written), else
+    into the folder's own."""
     import optuna
 
     from tune_ae import results  # pandas: not at import, which the dashboard command does before its Ctrl-C handling
 
     folder = Path(folder).resolve()
+    target = Path(file) if file else path(folder)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    tmp = folder / f".{JOURNAL}.{os.getpid()}.tmp"
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
     try:
         from optuna.storages import JournalStorage
@@ -106,7 +149,7 @@ def rebuild(folder: str | Path, grid: Grid) -> None:
                 intermediate_values=curve,
                 user_attrs={"trial_folder": Path(row["trial_dir"]).name if isinstance(row.get("trial_dir"), str) else "",
                             "status": row["status"], "error": row.get("error") or ""}))
-        os.replace(tmp, path(folder))
+        os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -125,9 +168,9 @@ class Recorder:
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.folder = Path(folder).resolve()
-        # Cut short, or missing where trials ran already (an experiment from before the journal,
-        # resumed or extended): first what the tables hold, then this run's results.
-        if not readable(self.folder) and (path(self.folder).exists() or results.trial_dirs(self.folder)):
+        # Cut short, behind the tables, or missing where trials ran already (an experiment from
+        # before the journal, resumed or extended): first what the tables hold, then this run's results.
+        if (path(self.folder).exists() or results.trial_dirs(self.folder)) and not current(self.folder):
             rebuild(self.folder, grid)
         self.storage = open_storage(self.folder)
         study = optuna.create_study(study_name=self.folder.name, direction="minimize", storage=self.storage,

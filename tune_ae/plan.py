@@ -124,7 +124,8 @@ def make(args, storage_path: str) -> Plan:
             raise ConfigError(f"nothing to resume: no tune_ae experiment at {where} (a run stopped before writing its "
                               "record leaves none); check --storage-path and --name, or start it without "
                               f"{'--extend' if args.extend else '--resume'}")
-        if folder is not None and not_ours(folder):
+        if folder is not None and (not_ours(folder) or storage.is_uri(storage_path)
+                                   and storage.exists(storage_path, args.name)):
             raise ConfigError(f"experiment {args.name} already exists in {storage_path} (and is not a tune_ae "
                               "experiment); pass --resume to continue it or a new --name")
         return new_plan(args, storage_path)
@@ -162,10 +163,15 @@ def new_plan(args, storage_path: str) -> Plan:
     grid_name = args.grid or "paper"
     grid = resolve(grid_name, overrides(args), **grid_flags(args))
     name = args.name if args.name is not None else experiment.default_name(grid_name)
-    settings = SweepSettings(storage_path=storage_path, name=name, **given_settings(args))
+    return new(grid, SweepSettings(storage_path=storage_path, name=name, **given_settings(args)), grid_name,
+               args.data_dir)
+
+
+def new(grid: Grid, settings: SweepSettings, grid_name: str = "custom", data_dir: str | None = None) -> Plan:
+    """A new experiment's plan: every trial trained from epoch 1 (every sample of a search drawn)."""
     steps = tuple(Step(TRAIN, c.to_dict()) for c in grid.trial_configs()) if grid.known_in_advance else \
         tuple(Step(SAMPLE, dict(point), sample=k) for point in grid.points() for k in range(grid.num_samples))
-    return Plan("new", grid_name, grid, settings, args.data_dir, steps)
+    return Plan("new", grid_name, grid, settings, data_dir, steps)
 
 
 def recorded(folder: Path, storage_path: str) -> tuple[dict, str, Grid, SweepSettings]:

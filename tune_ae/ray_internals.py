@@ -66,6 +66,24 @@ def trial_folder_name(trial_dir: str) -> str:
     return Path(trial_dir).name
 
 
+def number_checkpoints_after(index: int) -> bool:
+    """In a trial new to its Tuner: its next checkpoint folder is numbered after `index`
+    (checkpoint_<index + 1>); returns whether the trial is new to its Tuner (then Tune's own
+    count starts over), else leaves Tune's numbering as it is.
+
+    2.60.0 (ray/train/_internal/session.py, storage.py): the worker's session keeps
+    `storage.current_checkpoint_index`, which `report` increments before it persists a
+    checkpoint; it starts from Tune's saved state, or at -1 for a trial of a new Tuner, whose
+    checkpoints would then overwrite the folder's older ones from checkpoint_000000 on."""
+    from ray.train._internal.session import get_session
+
+    storage = get_session().storage
+    if storage.current_checkpoint_index >= 0:
+        return False
+    storage.current_checkpoint_index = index
+    return True
+
+
 # --- Trial objects, as Tune hands them to callbacks (ray/tune/experiment/trial.py) ---
 # Reading `status`, `config`, `trial_id`, `path` and `last_result` is what Tune's Callback
 # docs show; these three are not documented.

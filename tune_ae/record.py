@@ -5,7 +5,8 @@ The driver appends one JSON line per event, as it happens:
   carries its identity, the point (the values of the fields that are not searched) and its
   number `sample` at that point (0, 1, ... in the order the samples began).
 - `end`: how that start ended: `done`, `stopped early` (`by` names the scheduler), `error`
-  (with its message) or `interrupted` (the sweep stopped while it ran or waited).
+  (with its message) or `interrupted` (the sweep stopped while it ran or waited); or, with its
+  config, `not started` for a trial Tune had made that never began (the sweep stopped first).
 
 A trial's status is its last event: an `end` after its last `start`, else unfinished (it was
 running when the driver died). Tune's own state files are never read for a status: a kill can
@@ -23,7 +24,7 @@ from pathlib import Path
 
 RECORD_DIR = "tune_ae"  # tune_ae's own files inside an experiment folder
 TRIALS_FILE = f"{RECORD_DIR}/trials.jsonl"
-END_STATUSES = ("done", "stopped early", "error", "interrupted")
+END_STATUSES = ("done", "stopped early", "error", "interrupted", "not started")
 FINISHED = ("done", "stopped early")  # the statuses of a sweep that ended well
 
 
@@ -70,6 +71,9 @@ def trials(folder: str | Path, recorded: list[dict] | None = None) -> dict[str, 
     for event in events(folder) if recorded is None else recorded:
         name = event["trial"]
         entry = entries.get(name)
+        if entry is None and event.get("status") == "not started":
+            entry = entries[name] = TrialEntry(name, dict(event.get("config") or {}), dict(event.get("point") or {}),
+                                               int(event.get("sample") or 0), len(entries))
         if event["event"] == "start":
             if entry is None:
                 entry = entries[name] = TrialEntry(name, dict(event.get("config") or {}), dict(event.get("point") or {}),
@@ -116,6 +120,14 @@ class Recorder:
         entry.status = None
         append(self.folder, {"event": "start", "trial": name, "config": config, "point": entry.point,
                              "sample": entry.sample})
+
+    def never_started(self, name: str, config: dict) -> None:
+        """A trial Tune made that never began: it has its place, and its config, all the same."""
+        point = self.point(config)
+        sample = sum(e.point == point for e in self.known.values())
+        self.known[name] = TrialEntry(name, config, point, sample, len(self.known), status="not started")
+        append(self.folder, {"event": "end", "trial": name, "status": "not started", "config": config,
+                             "point": point, "sample": sample})
 
     def end(self, name: str, status: str, epoch: int | None, value: float | None = None, by: str | None = None,
             error: str | None = None) -> None:

@@ -159,7 +159,7 @@ def trial_status(epochs_done: int, epochs_planned: int, entry: record.TrialEntry
     epochs left and no end recorded is unfinished (interrupted), never stopped early."""
     if epochs_done >= epochs_planned:
         return "done"
-    if entry is not None and entry.status in ("done", "stopped early", "error"):
+    if entry is not None and entry.status in ("done", "stopped early", "error", "not started"):
         return entry.status
     if entry is None and error:  # a folder of an older tune_ae, which kept no record
         return "error"
@@ -230,8 +230,10 @@ def summarise_trials(epochs: pd.DataFrame, experiment_dir: str | Path | None = N
         if row["status"] != "error":
             row["error"] = None  # a failure that a retry or a resume got past
         rows.append(row)
-    never = never_begun(grid, rows) if has_meta and not grid.known_in_advance else \
+    unmade = [upgraded(e.config) for name, e in entries.items() if not (experiment_dir / name).is_dir()]
+    never = never_begun(grid, rows + unmade) if has_meta and not grid.known_in_advance else \
         [c for c in expected if config_key(c) not in seen]
+    never += [c for c in unmade if config_key(c) not in seen | {config_key(n) for n in never}]
     rows += [{**c, "epochs_planned": c["epochs"], "epochs_done": 0, "status": "not started"} for c in never]
     columns = ["trial_id", *TRIAL_FIELDS, "parameters", "epochs_planned", "epochs_done", "final_train_loss",
                "final_val_loss", "best_val_loss", "best_epoch", "train_time_s", "wall_time_s", "started_at", "ended_at",

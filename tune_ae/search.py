@@ -91,7 +91,7 @@ class PointwiseOptuna(SavedWhole, Searcher):
         finished = set()
         for event in events:
             name, config = event["trial"], event.get("config") or {}
-            if event["event"] == "start" and name not in begun:
+            if (event["event"] == "start" or event.get("status") == "not started") and name not in begun:
                 key = point_key(config, self.key_fields)
                 if key not in self.searchers or self.left[key] == 0:
                     continue  # not a sample of this grid's points

@@ -48,10 +48,14 @@ def trial_storage(experiment: str) -> tuple[pyarrow.fs.FileSystem, str]:
     return fs, f"{base}/{name}"
 
 
+def checkpoint_folders(fs: pyarrow.fs.FileSystem, trial_path: str) -> list[str]:
+    found = fs.get_file_info(pyarrow.fs.FileSelector(trial_path, allow_not_found=True))
+    return [i.path for i in found if i.type == pyarrow.fs.FileType.Directory and CHECKPOINT_DIR.fullmatch(i.base_name)]
+
+
 def stored_checkpoints(fs: pyarrow.fs.FileSystem, trial_path: str) -> list[str]:
     """The trial's checkpoint folders that still hold a state.pt, newest index first."""
-    found = fs.get_file_info(pyarrow.fs.FileSelector(trial_path, allow_not_found=True))
-    folders = [i.path for i in found if i.type == pyarrow.fs.FileType.Directory and CHECKPOINT_DIR.fullmatch(i.base_name)]
+    folders = checkpoint_folders(fs, trial_path)
     files = fs.get_file_info([f"{p}/{train.STATE_FILE}" for p in folders])
     return sorted((p for p, f in zip(folders, files) if f.type == pyarrow.fs.FileType.File),
                   key=lambda p: int(p.rsplit("_", 1)[-1]), reverse=True)
@@ -110,8 +114,45 @@ def resume_point(experiment: str, trial: TrialConfig, device: torch.device, cuda
     return (*(best or (None, [])), set_aside)
 
 
+class EarlierCheckpoints:
+    """Checkpoints an earlier Tuner left in the folder of a trial new to this one (an experiment
+    continued by a new Tuner). Tune counts this Tuner's checkpoints from 0 and rotates only its
+    own: they are numbered after the earlier ones (none overwritten), and the earlier ones are
+    removed, oldest first, as this Tuner's arrive, so that the folder keeps the newest `keep`."""
+
+    def __init__(self, experiment: str, keep: int | None):
+        self.fs, trial_path = trial_storage(experiment)
+        folders = sorted(checkpoint_folders(self.fs, trial_path), key=lambda p: int(p.rsplit("_", 1)[-1]))
+        newest = int(folders[-1].rsplit("_", 1)[-1]) if folders else -1
+        self.earlier = folders if ray_internals.number_checkpoints_after(newest) else []
+        self.keep, self.written = keep, 0
+
+    def one_written(self) -> None:
+        self.written += 1
+        if self.keep is None:
+            return
+        drop = max(0, len(self.earlier) - max(0, self.keep - self.written))
+        for path in self.earlier[:drop]:
+            try:
+                self.fs.delete_dir(path)
+            except OSError:  # gone already, or the storage refuses: a folder kept is no harm
+                pass
+        self.earlier = self.earlier[drop:]
+
+
+def start_point(trial: TrialConfig, device: torch.device, cuda_graphs: bool, experiment: str | None):
+    """(state or None, history, set aside): where this start of the trial begins."""
+    if experiment is not None:
+        return resume_point(experiment, trial, device, cuda_graphs)
+    if tune.get_checkpoint():
+        with tune.get_checkpoint().as_directory() as folder:
+            _, state = train.load(Path(folder) / train.STATE_FILE, device, cuda_graphs)
+            return state, state.history or checkpoint_history(Path(folder)), []
+    return None, [], []
+
+
 def train_autoencoder(config: dict, data: FashionMNIST, checkpoint_every: int, cuda_graphs: bool = True,
-                      experiment: str | None = None) -> None:
+                      experiment: str | None = None, keep_checkpoints: int | None = None) -> None:
     """Train `config` (TrialConfig fields); `data` arrives once per node via the object store.
 
     `experiment` is the experiment folder (or URI) whose trial folders hold the checkpoints;
@@ -126,13 +167,8 @@ def train_autoencoder(config: dict, data: FashionMNIST, checkpoint_every: int, c
     train_x = train.to_device(data.train_images, device)  # converted once, stays on the device
     val_x = train.to_device(data.test_images, device)
 
-    state, history, set_aside = None, [], []
-    if experiment is not None:
-        state, history, set_aside = resume_point(experiment, trial, device, cuda_graphs)
-    elif tune.get_checkpoint():
-        with tune.get_checkpoint().as_directory() as folder:
-            _, state = train.load(Path(folder) / train.STATE_FILE, device, cuda_graphs)
-            history = state.history or checkpoint_history(Path(folder))
+    state, history, set_aside = start_point(trial, device, cuda_graphs, experiment)
+    earlier = EarlierCheckpoints(experiment, keep_checkpoints) if experiment is not None else None
     resumed_from = state.epoch if state else 0
     state = state or train.init_state(trial, device, cuda_graphs)
     # Rows reported before the checkpoint: the rest of this run's history is appended below.
@@ -170,3 +206,5 @@ def train_autoencoder(config: dict, data: FashionMNIST, checkpoint_every: int, c
             train.save(state, trial, Path(folder) / train.STATE_FILE)
             (Path(folder) / HISTORY_FILE).write_text("".join(json.dumps(row, default=str) + "\n" for row in history))
             tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
+        if earlier is not None:
+            earlier.one_written()

@@ -87,7 +87,7 @@ def wrapped_trainable(grid: Grid, settings: SweepSettings, data: FashionMNIST, t
     # with_parameters puts `data` in the object store once; each trial fetches it from there.
     # `experiment`: where each trial finds its checkpoints (trainable.resume_point).
     fn = tune.with_parameters(trainable, data=data, checkpoint_every=settings.checkpoint_every,
-                              cuda_graphs=settings.cuda_graphs,
+                              cuda_graphs=settings.cuda_graphs, keep_checkpoints=settings.keep_checkpoints,
                               experiment=storage.experiment_uri(settings.storage_path, settings.name))
     return tune.with_resources(fn, trial_resources(grid, settings))
 
