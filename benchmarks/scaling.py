@@ -5,7 +5,7 @@
 Runs `python -m tune_ae.run` (the report included) with 2 epochs on 3,000 images, so that
 training is small and the overhead shows: 4 trials = the paper grid, 12 = paper x 3 seeds,
 36 = the wide grid, 108 = wide x 3 seeds. Per run it prints the wall time and its parts, from
-the timings each run records in tune_ae.json: Ray start, checks, Tune's fit (split into the
+the timings each run records in tune_ae/experiment.json: Ray start, checks, Tune's fit (split into the
 trials' training, their end-of-trial analysis (dead units, linear probe), each as the least
 wall time it needs on the slots that run at once (tune_ae.bench.measure.training_span), and the rest:
 queueing, worker start, reporting), tables, report, Ray shutdown, and the interpreter/imports

@@ -9,7 +9,7 @@ any other experiment to compare the cost with (e.g. a grid of as many trials). P
 machine, per width: the search's best final val_loss and its values, the recipe's and the
 ablation's best at the same epochs, PCA's at k = h, each as a multiple of PCA, and each
 searched field's importance; then per experiment its trials, the epochs they trained and the
-wall time its runs recorded (Ray's start, the fit, the tables and the report: tune_ae.json's
+wall time its runs recorded (Ray's start, the fit, the tables and the report: tune_ae/experiment.json's
 phases, which leave out the command's own start, a few seconds).
 """
 

@@ -226,7 +226,7 @@ def test_uri_storage_path_end_to_end_under_the_embedded_rays_own_token(real_data
         assert not list(temp.glob("tune_ae-token-*"))  # removed with the run
     finally:
         shutil.rmtree(temp, ignore_errors=True)
-    remote_dir, mirror = tmp_path / "bucket" / "sweeps" / "u", tmp_path / "mirror" / "u"
+    remote_dir, (mirror,) = tmp_path / "bucket" / "sweeps" / "u", list((tmp_path / "mirror").glob("*/u"))
     for folder in (remote_dir, mirror):
         assert (folder / "tune_ae" / "experiment.json").is_file()
         assert len(pd.read_parquet(folder / "epochs.parquet")) == 3

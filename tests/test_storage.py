@@ -23,7 +23,7 @@ def test_uri_storage_mirror_round_trip(tmp_path, monkeypatch):
     (tmp_path / "remote" / "exp" / "trial" / "result.json").write_text("{}")
     assert storage.exists(remote, "exp") and not storage.exists(remote, "other")
     local = storage.pull(remote, "exp")
-    assert local == tmp_path / "mirror" / "exp" and (local / "trial" / "result.json").read_text() == "{}"
+    assert local.parent.parent == tmp_path / "mirror" and local.name == "exp" and (local / "trial" / "result.json").read_text() == "{}"
     (local / "figures").mkdir()
     (local / "figures" / "a.png").write_bytes(b"png")
     (local / "report.md").write_text("# r")
@@ -32,3 +32,11 @@ def test_uri_storage_mirror_round_trip(tmp_path, monkeypatch):
     assert (tmp_path / "remote" / "exp" / "report.md").read_text() == "# r"
     # Local storage: the experiment folder is its own "mirror"; nothing is copied.
     assert storage.local_folder(str(tmp_path), "exp") == tmp_path / "exp"
+
+
+def test_two_uris_with_one_experiment_name_have_a_mirror_each(tmp_path, monkeypatch):
+    monkeypatch.setattr(storage, "MIRROR", tmp_path / "mirror")
+    one, other = storage.local_folder("s3://a/sweeps", "exp"), storage.local_folder("s3://b/sweeps", "exp")
+    assert one != other and one.name == other.name == "exp"  # the name stays the folder's (the record reads it)
+    assert storage.local_folder("s3://a/sweeps", "exp") == one  # and the same URI finds the same mirror
+

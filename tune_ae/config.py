@@ -157,7 +157,7 @@ class SweepSettings:
     """How a sweep runs (not what a trial computes): resources, fault tolerance, storage.
 
     The one place a setting is defined: run.py derives its flag, help and default from the
-    field; the resume rule (`resumable`) and the record (tune_ae.json) come from here too. So
+    field; the resume rule (`resumable`) and the record (tune_ae/experiment.json) come from here too. So
     a new setting is one field here plus its use. `storage_path` and `name` say where the
     experiment is, not how it runs: their flags are run.py's own.
     """

@@ -1,9 +1,10 @@
 """Where an experiment lives: a local folder, or a cloud URI (s3://, gs://, ...) with a local mirror.
 
 Ray Tune writes trials straight to the storage path, local or remote. tune_ae's own files
-(tune_ae.json, the tables, the report) are made from a local folder: for a file-system
+(tune_ae/experiment.json, the tables, the report) are made from a local folder: for a file-system
 storage path that is the experiment folder itself; for a URI it is a mirror under
-`~/tune_ae_results/.mirror/<name>` (or `$TUNE_AE_MIRROR/<name>`), filled by `pull` and sent
+`~/tune_ae_results/.mirror/<key>/<name>` (or `$TUNE_AE_MIRROR/<key>/<name>`, the key a hash
+of the storage URI), filled by `pull` and sent
 back by `push`.
 """
 
@@ -59,8 +60,14 @@ def experiment_uri(storage_path: str, name: str) -> str:
 
 
 def local_folder(storage_path: str, name: str) -> Path:
-    """The folder on this machine that holds (or mirrors) the experiment."""
-    return MIRROR / name if is_uri(storage_path) else Path(storage_path) / name
+    """The folder on this machine that holds (or mirrors) the experiment. A URI's mirror is
+    keyed by the whole URI, not the name alone: two buckets' experiments of one name have a
+    mirror (and a lock) each."""
+    if not is_uri(storage_path):
+        return Path(storage_path) / name
+    import hashlib
+
+    return MIRROR / hashlib.sha256(storage_path.encode()).hexdigest()[:12] / name
 
 
 def exists(storage_path: str, name: str) -> bool:

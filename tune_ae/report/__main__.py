@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m tune_ae.report") 
 
 def write(argv: list[str] | None, prog: str) -> int:
     p = Parser(prog=prog, description="Write figures and report.md for an experiment folder.")
-    p.add_argument("experiment", help="experiment folder (holds tune_ae.json)")
+    p.add_argument("experiment", help="experiment folder (holds tune_ae/experiment.json)")
     p.add_argument("--data-dir", help="Fashion-MNIST folder, if not the one the sweep read")
     args = p.parse_args(argv)
     folder = Path(args.experiment).expanduser().resolve()

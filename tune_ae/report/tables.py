@@ -40,7 +40,7 @@ class Tables:
     """Everything report.md and its figures show, from one experiment folder (see `build`)."""
 
     folder: Path
-    meta: dict  # tune_ae.json: the grid, the data, one entry per run
+    meta: dict  # tune_ae/experiment.json: the grid, the data, one entry per run
     epochs: pd.DataFrame  # a row per trial and epoch (results.load_epochs)
     trials: pd.DataFrame  # a row per trial (results.summarise_trials)
     left_out: pd.DataFrame  # the trials whose checkpoint or epochs log cannot be read (`unreadable`)
