@@ -25,7 +25,7 @@ import psutil
 import pytest
 import torch
 
-from tune_ae import ray_internals, results, train
+from tune_ae import ray_internals, record, results, train
 from tune_ae.config import TrialConfig
 from tune_ae.data import load_fashion_mnist
 
@@ -317,3 +317,75 @@ def test_an_experiment_state_cut_short_is_set_aside(tmp_path):
     assert plan.tune_state(tmp_path)[0] == ""  # what is left is whole
     (tmp_path / "experiment_state-2026-01-01_00-00-00.json").write_text("")
     assert "experiment_state-2026-01-01_00-00-00.json: JSONDecodeError" in plan.tune_state(tmp_path)[0]
+
+
+# The chaos test: the whole process group SIGKILLed at seeded random points, a resume after each.
+CHAOS_SEED = 29
+SEARCH_EPOCHS = 12
+SEARCH = ["--grid", "smoke", "--hidden", "64", "--epochs", str(SEARCH_EPOCHS), "--batch-size", "50",
+          "--checkpoint-every", "2", "--search", "optuna", "--lr", "1e-4:1e-2:log", "--no-report"]
+
+
+def epochs_done(folder: Path) -> int:
+    """Distinct (trial, epoch) pairs the trials' epochs logs hold: the experiment's progress."""
+    return sum(len({r.get("epoch") for r in results.json_lines(p)}) for p in folder.glob("*/" + results.EPOCHS_LOG))
+
+
+def kill_at(driver: subprocess.Popen, folder: Path, progress: int) -> None:
+    """SIGKILL the driver's whole process group once `progress` epochs are done (a lost machine)."""
+    try:
+        wait_for(lambda: epochs_done(folder) >= progress or driver.poll() is not None, f"{progress} epochs")
+        assert driver.poll() is None, "the sweep ended before the kill: " + driver.communicate()[1][-2000:]
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.communicate(timeout=120)
+        assert driver.returncode == -signal.SIGKILL  # never an exit code that claims an end
+    finally:
+        end_session(driver.pid)
+
+
+def chaos(first: list[str], folder: Path, total: int, later=lambda i: ["--resume"]) -> subprocess.CompletedProcess:
+    """`first`, SIGKILLed at 4 seeded random points of `total` epochs, each time run again with
+    `later(i)`; returns the last run, left to its end."""
+    import random
+
+    points = sorted(random.Random(CHAOS_SEED).sample(range(2, total - 1), 4))
+    store, name = str(folder.parent), folder.name
+    args = first
+    for i, progress in enumerate(points):
+        kill_at(start_cli(*args, "--storage-path", store, "--name", name), folder, progress)
+        args = later(i)
+    return run_cli(*args, "--storage-path", store, "--name", name)
+
+
+def test_chaos_one_trial_killed_four_times_ends_as_if_never(real_data_dir, tmp_path, reference):
+    folder = tmp_path / "store" / "one"
+    last = chaos([*SWEEP, "--data-dir", str(real_data_dir)], folder, EPOCHS, lambda i: ["--resume", "--no-report"])
+    assert last.returncode == 0, last.stderr[-3000:]
+    assert_complete(folder, reference)  # every epoch once, bit for bit the uninterrupted run's
+    assert len(record.trials(folder)) == 1
+
+
+def test_chaos_an_optuna_search_killed_four_times_and_extended_has_every_sample_once(real_data_dir, tmp_path):
+    """Three samples, grown to four by an --extend between kills: the samples an uninterrupted
+    four-sample search draws, each once, each epoch once, with its uninterrupted metrics."""
+    from tune_ae import grids, search
+
+    folder = tmp_path / "store" / "search"
+    grow = lambda i: ["--extend", "--num-samples", "4"] if i == 1 else ["--resume"]  # noqa: E731
+    last = chaos([*SEARCH, "--num-samples", "3", "--data-dir", str(real_data_dir)], folder, 4 * SEARCH_EPOCHS, grow)
+    assert last.returncode == 0, last.stderr[-3000:]
+    trials = results.load_table(folder, "trials")
+    epochs = results.load_table(folder, "epochs")
+    assert len(trials) == 4 and (trials["status"] == "done").all(), trials[["lr", "status", "epochs_done"]]
+    assert len(record.trials(folder)) == 4  # four trial folders: no sample begun twice
+    grid = grids.override(grids.GRIDS["smoke"], {"hidden": [64], "epochs": [SEARCH_EPOCHS], "batch_size": [50],
+                                                 "lr": grids.Range(1e-4, 1e-2, True)}, search="optuna", num_samples=4)
+    uninterrupted = search.PointwiseOptuna(grid, "val_loss", "min")  # TPE's first samples are its seeded random ones
+    assert sorted(trials["lr"]) == sorted(uninterrupted.suggest(f"t{i}")["lr"] for i in range(4))
+    data = load_fashion_mnist(real_data_dir, subset=3000)
+    torch.set_num_threads(1)
+    train_x, val_x = train.to_device(data.train_images, torch.device("cpu")), train.to_device(data.test_images, torch.device("cpu"))
+    for lr, rows in epochs.groupby("lr"):
+        assert rows["epoch"].tolist() == list(range(1, SEARCH_EPOCHS + 1))
+        config = TrialConfig(hidden=64, epochs=SEARCH_EPOCHS, batch_size=50, lr=lr)
+        assert rows["val_loss"].tolist() == [m["val_loss"] for m in train.train(config, train_x, val_x)]

@@ -119,9 +119,20 @@ def test_a_sigkilled_search_plans_every_sample_once(tmp_path):
     assert p.mode == "continue" and "misses trial(s) tune_ae's record has (b,trial=2)" in p.why
     assert [(s.action, s.folder, s.sample) for s in p.steps] == [
         (plan.KEEP_DONE, done, 0), (plan.CONTINUE, running, 1), (plan.SAMPLE, None, 2), (plan.SAMPLE, None, 3)]
+    # Killed after its last checkpoint, before the driver recorded its end: done all the same,
+    # and a searcher rebuilt from the record is told it, not handed it again.
+    last = make_trial(folder, {"hidden": 8, "epochs": 10, "lr": 7e-3}, 10, 10, name="c,trial=3")
+    p = make(tmp_path, "--resume", "--name", "e")
+    assert [(s.action, s.folder) for s in p.steps[:3]] == [
+        (plan.KEEP_DONE, done), (plan.CONTINUE, running), (plan.KEEP_DONE, last)]
+    assert p.kept == {done: 0.5, last: pytest.approx(0.1)}  # the record's value; the checkpoint's last row's
+    from tune_ae import search
+
+    searcher = search.PointwiseOptuna(p.grid, "val_loss", "min", list(p.replay), p.kept)
+    assert [config["lr"] for _, _, config in searcher.queued] == [5e-3] and searcher.total == 2
     grown = make(tmp_path, "--extend", "--name", "e", "--num-samples", "6")
     assert grown.mode == "extend" and grown.added == {"num_samples": [4, 6]}
-    assert [s.action for s in grown.steps].count(plan.SAMPLE) == 4 and len(grown.steps) == 6
+    assert [s.action for s in grown.steps].count(plan.SAMPLE) == 3 and len(grown.steps) == 6
 
 
 def test_a_state_cut_short_or_naming_gone_checkpoints_means_a_new_tuner(tmp_path):

@@ -43,6 +43,7 @@ class Step:
     epoch: int = 0  # CONTINUE, RETRY: the epoch its newest checkpoint holds
     checkpoint: str | None = None
     sample: int | None = None  # a search's sample number at its point
+    value: float | None = None  # KEEP: its last val_loss, what a searcher is told of it
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,11 @@ class Plan:
     @property
     def to_run(self) -> list[Step]:
         return [s for s in self.steps if s.action not in KEEP]
+
+    @property
+    def kept(self) -> dict[str, float | None]:
+        """Trial folder -> last val_loss of the trials kept as they are (a searcher is told them)."""
+        return {s.folder: s.value for s in self.steps if s.action in KEEP and s.folder}
 
     @property
     def continuing(self) -> bool:
@@ -285,10 +291,13 @@ def step_of(folder: Path, config: dict, name: str, entry: record.TrialEntry | No
     checkpoint = results.latest_checkpoint(folder / name) if (folder / name).is_dir() else None
     epoch = max(results.checkpoint_epoch(checkpoint), 0) if checkpoint else 0
     status = entry.status if entry else None
-    if status == "done" or epoch >= config["epochs"]:
-        return Step(KEEP_DONE, config, name, epoch, checkpoint.name if checkpoint else None)
-    if status == "stopped early":
-        return Step(KEEP_STOPPED, config, name, entry.epoch or epoch, checkpoint.name if checkpoint else None)
+    if status in ("done", "stopped early") or epoch >= config["epochs"]:
+        # Killed between its last checkpoint and the driver's record of its end: done all the same.
+        rows = results.checkpoint_history(checkpoint) if checkpoint else []
+        value = entry.value if entry and entry.value is not None else rows[-1].get("val_loss") if rows else None
+        keep = KEEP_STOPPED if status == "stopped early" and epoch < config["epochs"] else KEEP_DONE
+        return Step(keep, config, name, entry.epoch or epoch if keep == KEEP_STOPPED else epoch,
+                    checkpoint.name if checkpoint else None, value=value)
     action = RETRY if status == "error" else CONTINUE if checkpoint else TRAIN
     return Step(action, config, name if (folder / name).is_dir() or entry else None, epoch,
                 checkpoint.name if checkpoint else None)

@@ -57,14 +57,17 @@ class PointwiseOptuna(SavedWhole, Searcher):
     """One OptunaSearch (TPE, seeded) per point, `num_samples` suggestions each.
 
     `replay`: tune_ae's record of the experiment so far (record.py's events, in order), for a
-    new Tuner on an experiment whose Tune state is lost, or an extension. Each sample begun is
-    asked of its point's sampler again, in the order it began, and each end told as it came,
-    so the samplers stand where they stood (a seeded sampler draws the same values again); a
-    sample that had not finished is handed out first, with its recorded config, into its own
-    folder (tuner.SampleFolders). A recorded config its sampler would not draw again (a record
-    of another tune_ae) is told to it as an evaluated point instead."""
+    new Tuner on an experiment whose Tune state is lost, or an extension; `kept`: the run's
+    plan of which of those trial folders are finished, with the value to tell (plan.Plan.kept:
+    the plan decides, not the events). Each sample begun is asked of its point's sampler again,
+    in the order it began, and each kept one told where its end came (or at the end of the
+    replay, if its end never reached the record), so the samplers stand where they stood (a
+    seeded sampler draws the same values again); a sample not kept is handed out first, with
+    its recorded config, into its own folder (tuner.SampleFolders). A recorded config its
+    sampler would not draw again (a record of another tune_ae) is told to it as an evaluated
+    point instead."""
 
-    def __init__(self, grid: Grid, metric: str, mode: str, replay: list[dict] = ()):
+    def __init__(self, grid: Grid, metric: str, mode: str, replay: list[dict] = (), kept: dict | None = None):
         from ray.tune.search.optuna import OptunaSearch
 
         super().__init__(metric=metric, mode=mode)
@@ -84,9 +87,9 @@ class PointwiseOptuna(SavedWhole, Searcher):
         self.steps: dict[str, int] = {}  # the last step told per trial: a restarted trial repeats some
         self.queued: list[tuple[tuple, str | None, dict]] = []  # (point, sampler's id, config) of samples to finish
         self.unbacked: set[str] = set()  # trials of a recorded config their sampler did not draw
-        self._replay(list(replay))
+        self._replay(list(replay), kept if kept is not None else ended_well(replay))
 
-    def _replay(self, events: list[dict]) -> None:
+    def _replay(self, events: list[dict], kept: dict) -> None:
         begun: dict[str, tuple[tuple, str | None, dict]] = {}  # folder -> (point, sampler's id or None, config)
         finished = set()
         for event in events:
@@ -103,15 +106,18 @@ class PointwiseOptuna(SavedWhole, Searcher):
                 if not same and isinstance(suggested, dict):
                     self.searchers[key].on_trial_complete(inner, error=True)
                 begun[name] = (key, inner if same else None, config)
-            elif event["event"] == "end" and name in begun and name not in finished \
-                    and event.get("status") in ("done", "stopped early") and event.get("value") is not None:
-                key, inner, config = begun[name]
+            elif event["event"] == "end" and name in begun and name in kept and name not in finished:
                 finished.add(name)
-                if inner:
-                    self.searchers[key].on_trial_complete(inner, {self.metric: event["value"]})
-                else:
-                    self.searchers[key].add_evaluated_point({k: config[k] for k in self.space}, event["value"])
-        self.queued = [(key, inner, config) for name, (key, inner, config) in begun.items() if name not in finished]
+                self._tell(*begun[name], kept[name])
+        for name in [n for n in begun if n in kept and n not in finished]:  # kept, its end not recorded
+            self._tell(*begun[name], kept[name])
+        self.queued = [(key, inner, config) for name, (key, inner, config) in begun.items() if name not in kept]
+
+    def _tell(self, key: tuple, inner: str | None, config: dict, value: float | None) -> None:
+        if inner:
+            self.searchers[key].on_trial_complete(inner, {self.metric: value} if value is not None else None)
+        elif value is not None:
+            self.searchers[key].add_evaluated_point({k: config[k] for k in self.space}, value)
 
     @property
     def total(self) -> int:
@@ -165,6 +171,12 @@ class PointwiseOptuna(SavedWhole, Searcher):
                 searcher.on_trial_complete(self.alias.get(trial_id, trial_id), result, error=error)
             elif result and result.get(self.metric) is not None:  # a sample its sampler never drew (see _replay)
                 searcher.add_evaluated_point({k: result[k] for k in self.space}, result[self.metric])
+
+
+def ended_well(events: list[dict]) -> dict:
+    """Trial folder -> value of each one the events end done or stopped early (without a plan)."""
+    return {e["trial"]: e.get("value") for e in events
+            if e["event"] == "end" and e.get("status") in ("done", "stopped early")}
 
 
 class PointwiseASHA(SavedWhole, FIFOScheduler):

@@ -123,7 +123,7 @@ def to_run(plan: Plan) -> tuple[dict, object, int]:
     Optuna searcher, rebuilt from the record's events."""
     grid = plan.grid
     if grid.search == "optuna":
-        searcher = search.PointwiseOptuna(grid, METRIC, MODE, list(plan.replay))
+        searcher = search.PointwiseOptuna(grid, METRIC, MODE, list(plan.replay), plan.kept)
         return {}, searcher, searcher.total
     if grid.search == "grid" and plan.mode == "new":
         return param_space(grid), None, 1
