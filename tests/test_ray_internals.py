@@ -28,6 +28,34 @@ def test_file_names_are_tunes():
         ray_internals.PARAMS_FILE, ray_internals.RESULT_FILE, ray_internals.ERROR_FILE), "Tune renamed its trial files"
 
 
+def test_tunes_state_sync_reaches_only_the_top_level_where_tune_aes_record_is_not(tmp_path):
+    """Tune copies the experiment folder's top-level *.json and *.pkl to its staging folder and
+    back at each save (a kill can leave one empty): tune_ae's record lies in a subfolder."""
+    import pyarrow.fs
+    from ray.train._internal.storage import _list_at_fs_path
+    from ray.tune.execution.experiment_state import _ExperimentCheckpointManager
+    from ray.tune.impl.tuner_internal import _TUNER_PKL
+
+    from tune_ae import experiment, record
+
+    source = inspect.getsource(_ExperimentCheckpointManager.sync_down_experiment_state)
+    assert '_list_at_fs_path(' in source and 'path.endswith(".json") or path.endswith(".pkl")' in source
+    for name in (experiment.META_FILE, record.TRIALS_FILE, "top.json"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("{}")
+    listed = _list_at_fs_path(pyarrow.fs.LocalFileSystem(), str(tmp_path))
+    assert "top.json" in listed and not [p for p in listed if "/" in p], listed  # the top level only
+    assert _TUNER_PKL == ray_internals.TUNER_FILE, "Tuner.can_restore looks for another file"
+
+
+def test_a_trials_checkpoint_count_starts_where_the_internals_say():
+    from ray.train._internal import session, storage
+
+    assert inspect.signature(storage.StorageContext).parameters["current_checkpoint_index"].default == -1
+    assert "self.storage._update_checkpoint_index(metrics)" in inspect.getsource(session._TrainSession.report)
+    assert callable(session.get_session)
+
+
 def test_the_embedded_rays_system_config_keys_are_known_to_this_ray():
     """An unknown key does not raise: the GCS exits at start and ray.init times out. The raylet
     and the core library carry each key's name (ray_config_def.h is compiled in)."""
