@@ -308,7 +308,7 @@ def test_an_experiment_state_cut_short_is_set_aside(tmp_path):
     (tmp_path / "experiment_state-2026-01-01_00-00-00.json").write_text(json.dumps(good))
     (tmp_path / "experiment_state-2026-01-02_00-00-00.json").write_text(json.dumps(good)[:40])
     # Set aside; the older one is whole, but the newer may live on at a URI: a new Tuner, not Tune's restore.
-    why, aside, _ = plan.tune_state(tmp_path)
+    why, aside, _, _ = plan.tune_state(tmp_path)
     assert why == "Tune's saved state is unusable (experiment_state-2026-01-02_00-00-00.json: JSONDecodeError)"
     assert aside == ("experiment_state-2026-01-02_00-00-00.json",)
     settings = SweepSettings(storage_path=str(tmp_path.parent), name=tmp_path.name)

@@ -3,6 +3,7 @@ optuna search; the crossings that used to lie (a killed search, a name left with
 
 import json
 import os
+import time
 import subprocess
 import sys
 
@@ -101,7 +102,7 @@ def test_without_tunes_state_a_new_tuner_continues_from_the_record(tmp_path, gri
     make_trial(folder, configs[0], 3, ended="stopped early")
     make_trial(folder, configs[1], 3, 2)  # cut short, no end recorded: unfinished, never "stopped early"
     p = make(tmp_path, "--resume", "--name", "e")
-    assert p.mode == "continue" and p.why.startswith("it has no Tune state yet")
+    assert p.mode == "continue" and p.why.startswith("it has no Tune state to restore")
     assert [s.action for s in p.steps[:2]] == [plan.KEEP_STOPPED, plan.CONTINUE]
     assert p.steps[0].epoch == 3 and len(p.steps) == grid.n_trials
     assert bool(p.replay) == (not grid.known_in_advance)  # an optuna searcher is rebuilt from the record
@@ -181,8 +182,54 @@ def test_dash_dash_plan_prints_the_plan_and_writes_nothing(tmp_path):
                            str(tmp_path), "--plan"], capture_output=True, text=True, timeout=60,
                           env={**os.environ, "TUNE_AE_DATA": ""})
     assert done.returncode == 0, done.stderr
-    assert "mode: continue (it has no Tune state yet" in done.stdout
+    assert "mode: continue (it has no Tune state to restore" in done.stdout
     assert "h=8: keep (done, 10 epochs)" in done.stdout and "h=16: continue at epoch 4 from" in done.stdout
     assert "h=32: train from epoch 1" in done.stdout and "2 to run of 3" in done.stdout
     assert sorted(str(p) for p in tmp_path.rglob("*")) == before
     assert "ray" not in done.stderr.lower()
+
+
+def test_a_new_tuner_sets_the_former_tuners_files_aside_so_a_kill_before_its_first_save_is_no_trap(tmp_path):
+    """An --extend killed after it said "extended", before its Tuner first saved: Tune's files
+    then were the former grid's, and Tune's restore would leave the added trials unstarted."""
+    from tune_ae import sweep
+
+    small = Grid({"hidden": (8,), "epochs": (10,)})
+    folder = make_experiment(tmp_path, small)
+    name = make_trial(folder, small.trial_configs()[0].to_dict(), 10, 10, ended="done")
+    save_tune_state(folder, [name])
+    (folder / "searcher-state-2026-12-01_00-00-00.pkl").write_bytes(b"")
+    grown = make(tmp_path, "--extend", "--name", "e", "--seeds", "2")
+    assert grown.mode == "extend" and set(grown.superseded) == {
+        "tuner.pkl", "experiment_state-2026-12-01_00-00-00.json", "searcher-state-2026-12-01_00-00-00.pkl"}
+    experiment.write_meta(folder, "custom", grown.grid, grown.settings, DATA, experiment.this_run(None), new_grid=True)
+    sweep.prepare_folder(grown)  # what the extend did before the kill
+    assert not (folder / "tuner.pkl").exists() and (folder / ".tuner.pkl.superseded").exists()
+    p = make(tmp_path, "--resume", "--name", "e")
+    assert p.mode == "continue" and [s.action for s in p.steps] == [plan.KEEP_DONE, plan.TRAIN]
+
+
+def test_a_trial_that_ended_after_tunes_last_save_is_not_run_again(tmp_path):
+    """ASHA stopped it (or it finished), then a kill before Tune saved again: Tune's state still
+    has it pending, and Tune's restore would run it again. The record wins: a new Tuner."""
+    folder = make_experiment(tmp_path, GRID)
+    configs = [c.to_dict() for c in GRID.trial_configs()]
+    names = [make_trial(folder, configs[0], 3, 3, ended="stopped early"), make_trial(folder, configs[1], 3, 3)]
+    save_tune_state(folder, names)  # both RUNNING
+    state = next(folder.glob("experiment_state-*"))
+    os.utime(state, (time.time() + 60, time.time() + 60))  # saved after the end: Tune's state is not behind...
+    assert make(tmp_path, "--resume", "--name", "e").mode == "resume"  # ...(and Tune's stop goes by its scheduler)
+    os.utime(state, (time.time() - 60, time.time() - 60))  # saved before it
+    p = make(tmp_path, "--resume", "--name", "e")
+    assert p.mode == "continue" and "older than tune_ae's record (1 trial(s) ended after its last save)" in p.why
+    assert [s.action for s in p.steps] == [plan.KEEP_STOPPED, plan.CONTINUE, plan.TRAIN]
+
+
+def test_a_search_folder_the_record_does_not_name_is_moved_aside(tmp_path):
+    folder = make_experiment(tmp_path, OPTUNA)
+    make_trial(folder, {"hidden": 8, "epochs": 10, "lr": 1e-3}, 2, 2, name="a,trial=1")
+    (folder / "b,trial=2").mkdir()  # its start line cut from the record by a kill
+    (folder / "b,trial=2" / "tune_ae_epochs.jsonl").write_text("")
+    p = make(tmp_path, "--resume", "--name", "e")
+    assert [(a, b.split("/")[1]) for a, b in p.moves] == [("b,trial=2", "b,trial=2")]
+    assert p.moves[0][1].startswith(".abandoned-")

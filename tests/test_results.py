@@ -1,4 +1,5 @@
 import json
+import os
 
 import pandas as pd
 import pytest
@@ -118,3 +119,10 @@ def test_a_start_from_an_older_checkpoint_voids_the_later_rows_of_the_run_it_rep
     rows += [{"epoch": 3, "val_loss": 0.5, "resumed_from_epoch": 2}, {"epoch": 4, "val_loss": 0.4}]  # resumed at 2
     (trial_dir / results.EPOCHS_LOG).write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert [(r["epoch"], r["val_loss"]) for r in results.read_reports(trial_dir)] == [(1, 1.0), (2, 1.0), (3, 0.5), (4, 0.4)]
+
+
+def test_a_trial_killed_before_tune_wrote_its_params_still_has_its_epochs(tmp_path):
+    trial_dir = fake_trial(tmp_path, "a", 64, [1, 2], planned=5)
+    os.rename(trial_dir / "result.json", trial_dir / results.EPOCHS_LOG)  # the driver's log, ...
+    (trial_dir / "params.json").unlink()  # ...and no params.json yet
+    assert results.load_epochs(tmp_path)["epoch"].tolist() == [1, 2]

@@ -185,7 +185,7 @@ def test_a_sweep_killed_before_tunes_first_save_starts_over_and_its_trials_all_f
     fresh = run_cli("--grid", "smoke", "--storage-path", str(tmp_path), "--name", "k", timeout=60)
     assert fresh.returncode == 2 and "already exists" in fresh.stderr and "--resume" in fresh.stderr
     resumed = run_cli("--resume", "--name", "k", "--storage-path", str(tmp_path), "--max-failures", "0")
-    assert "it has no Tune state yet" in resumed.stdout
+    assert "it has no Tune state to restore" in resumed.stdout
     assert [p.name for p in folder.glob(".abandoned-*/*")] == [stray.name]  # kept, out of the way
     assert read_meta(folder)["runs"][-1]["restarted"] is True
     assert resumed.returncode == 1 and "Traceback" not in resumed.stderr

@@ -58,6 +58,7 @@ class Plan:
     changed: dict = field(default_factory=dict)  # settings a resume changes: name -> [old, new]
     added: dict | None = None  # what an --extend adds
     set_aside: tuple[str, ...] = ()  # Tune state files that do not parse: renamed out of Tune's sight
+    superseded: tuple[str, ...] = ()  # a former Tuner's files, which a new Tuner replaces: renamed likewise
     moves: tuple[tuple[str, str], ...] = ()  # trial folders to rename (an older tune_ae's names) or set aside
     replay: tuple[dict, ...] = ()  # the record's events an optuna searcher is rebuilt from
 
@@ -127,13 +128,16 @@ def make(args, storage_path: str) -> Plan:
     if folder is None or not experiment.has_record(folder):
         if args.resume or args.extend:
             where = storage.experiment_uri(storage_path, args.name)
+            if folder is not None and not_ours(folder):
+                raise ConfigError(f"nothing to resume: {where} holds no tune_ae record ({experiment.META_FILE}); "
+                                  "put back a copy of it, or run the sweep under a new --name")
             raise ConfigError(f"nothing to resume: no tune_ae experiment at {where} (a run stopped before writing its "
                               "record leaves none); check --storage-path and --name, or start it without "
                               f"{'--extend' if args.extend else '--resume'}")
         if folder is not None and (not_ours(folder) or storage.is_uri(storage_path)
                                    and storage.exists(storage_path, args.name)):
-            raise ConfigError(f"experiment {args.name} already exists in {storage_path} (and is not a tune_ae "
-                              "experiment); pass --resume to continue it or a new --name")
+            raise ConfigError(f"experiment {args.name} already exists in {storage_path} and holds no tune_ae record "
+                              f"({experiment.META_FILE}); put back a copy of it and pass --resume, or pass a new --name")
         return new_plan(args, storage_path)
     if not (args.resume or args.extend):
         raise ConfigError(f"experiment {args.name} already exists in {storage_path}; "
@@ -207,16 +211,35 @@ def continued_plan(args, storage_path: str, folder: Path) -> Plan:
     entries = record.trials(folder)
     mode, why, set_aside = "extend", "", ()
     if not args.extend:
-        why, set_aside, known = tune_state(folder)
-        missed = [] if grid.known_in_advance else [name for name in entries if name not in known]
-        if missed and not why:
-            why = f"Tune's saved state misses trial(s) tune_ae's record has ({', '.join(missed[:2])})"
-        mode = "continue" if why else "resume"
+        why, set_aside, known, saved_at = tune_state(folder)
+        mode = "continue" if why or disagrees(grid, entries, known, saved_at) else "resume"
+        why = why or disagrees(grid, entries, known, saved_at)
     steps = trial_steps(folder, grid, entries)
-    moves = folder_moves(folder, grid, entries) if mode != "resume" else ()
-    replay = tuple(record.events(folder)) if mode != "resume" and not grid.known_in_advance else ()
+    fresh = mode != "resume"  # a Tuner of its own: the former one's files go, the folders are its
+    moves = folder_moves(folder, grid, entries) if fresh else ()
+    replay = tuple(record.events(folder)) if fresh and not grid.known_in_advance else ()
+    superseded = tuner_files(folder) if fresh else ()
     return Plan(mode, grid_name, grid, settings, args.data_dir or meta["data"]["folder"], steps, why, changed, added,
-                set_aside, moves, replay)
+                set_aside, superseded, moves, replay)
+
+
+def tuner_files(folder: Path) -> tuple[str, ...]:
+    return tuple(sorted(p.name for pattern in ray_internals.TUNER_STATE_GLOBS for p in folder.glob(pattern)))
+
+
+def disagrees(grid: Grid, entries: dict[str, record.TrialEntry], known: dict[str, str], saved_at: float) -> str:
+    """Why Tune's usable saved state must not be restored, as tune_ae's record has it, or "":
+    a trial ended after Tune last saved, which Tune would run again; or (a search whose samples
+    are drawn as it runs) a sample begun that Tune never saved, which it would draw again into
+    another folder."""
+    behind = [name for name, e in entries.items() if e.status in record.FINISHED and (e.ended_at or 0) > saved_at
+              and known.get(name) != "TERMINATED"]
+    if behind:
+        return f"Tune's saved state is older than tune_ae's record ({len(behind)} trial(s) ended after its last save)"
+    missed = [] if grid.known_in_advance else [name for name in entries if name not in known]
+    if missed:
+        return f"Tune's saved state misses trial(s) tune_ae's record has ({', '.join(missed[:2])})"
+    return ""
 
 
 def as_continued(plan: Plan, why: str) -> Plan:
@@ -224,18 +247,19 @@ def as_continued(plan: Plan, why: str) -> Plan:
     replay = tuple(record.events(plan.folder)) if not plan.grid.known_in_advance else ()
     entries = record.trials(plan.folder)
     return dataclasses.replace(plan, mode="continue", why=why, moves=folder_moves(plan.folder, plan.grid, entries),
-                               replay=replay)
+                               replay=replay, superseded=tuner_files(plan.folder))
 
 
-def tune_state(folder: Path) -> tuple[str, tuple[str, ...], set[str]]:
+def tune_state(folder: Path) -> tuple[str, tuple[str, ...], dict[str, str], float]:
     """(why Tune's saved state cannot be restored, or "", the state files that do not parse
-    (newer than the one that does), the trial folders the usable one knows).
+    (newer than the one that does), the trial folders the usable one knows with Tune's status of
+    each, and when it was last saved).
 
     Tune picks the newest `experiment_state-*.json` by name and, if it does not parse, starts its
     trials from nothing; it fails a trial for good whose checkpoint its state names and is gone
     (rotated out by --keep-checkpoints after the state was saved)."""
-    if not (folder / ray_internals.TUNER_FILE).is_file():
-        return "it has no Tune state yet (stopped before its first save)", (), set()
+    if not (folder / ray_internals.TUNER_FILE).is_file() or not ray_internals.state_files(folder):
+        return "it has no Tune state to restore (stopped before Tune's first save)", (), {}, 0.0
     unreadable = []
     for path in reversed(ray_internals.state_files(folder)):
         try:
@@ -247,14 +271,14 @@ def tune_state(folder: Path) -> tuple[str, tuple[str, ...], set[str]]:
             unreadable.append((path.name, type(err).__name__))
             continue
         gone = missing_checkpoints(folder, trials)
-        known = {Path(t.get("relative_logdir", "")).name for t, _ in trials}
+        known = {Path(t.get("relative_logdir", "")).name: t.get("status") for t, _ in trials}
         # A newer state set aside here is set aside in this folder only (a URI's copy stays): a new
         # Tuner, then, rather than Tune's restore of whichever file it finds newest.
         why = f"Tune's saved state is unusable (it names checkpoints that are gone ({', '.join(gone[:3])}))" if gone \
             else f"Tune's saved state is unusable ({unreadable[0][0]}: {unreadable[0][1]})" if unreadable else ""
-        return why, tuple(name for name, _ in unreadable), known
+        return why, tuple(name for name, _ in unreadable), known, path.stat().st_mtime
     detail = f" ({unreadable[0][0]}: {unreadable[0][1]})" if unreadable else ""
-    return f"Tune's saved state is unusable{detail}", tuple(name for name, _ in unreadable), set()
+    return f"Tune's saved state is unusable{detail}", tuple(name for name, _ in unreadable), {}, 0.0
 
 
 def missing_checkpoints(folder: Path, trials: list[tuple[dict, str]]) -> list[str]:
@@ -306,9 +330,14 @@ def step_of(folder: Path, config: dict, name: str, entry: record.TrialEntry | No
 def folder_moves(folder: Path, grid: Grid, entries: dict) -> tuple[tuple[str, str], ...]:
     """Before a new Tuner continues a grid: trial folders under another name (Tune's default,
     from an older tune_ae) renamed to the name this Tuner gives the same config; folders of no
-    trial of the grid moved aside (`.abandoned-DATE-TIME/NAME`), so that no trial takes their checkpoints."""
+    trial of the grid moved aside (`.abandoned-DATE-TIME/NAME`), so that no trial takes their
+    checkpoints. An optuna search's trials keep the folders the record names; one it does not
+    name (its start cut from the record by a kill) holds a sample drawn again: moved aside."""
+    aside = f".abandoned-{time.strftime('%Y%m%d-%H%M%S')}"
     if not grid.known_in_advance:
-        return ()  # an optuna search's trials keep their folders: the record names them
+        from tune_ae.results import trial_dirs
+
+        return tuple((d.name, f"{aside}/{d.name}") for d in trial_dirs(folder) if entries and d.name not in entries)
     expected = {folder_name(c.to_dict()) for c in grid.trial_configs()}
     moves = []
     for params in sorted(folder.glob("*/" + ray_internals.PARAMS_FILE)):
@@ -323,7 +352,7 @@ def folder_moves(folder: Path, grid: Grid, entries: dict) -> tuple[tuple[str, st
         if target in expected and not (folder / target).exists() and target not in taken:
             moves.append((name, target))
         else:
-            moves.append((name, f".abandoned-{time.strftime('%Y%m%d-%H%M%S')}/{name}"))
+            moves.append((name, f"{aside}/{name}"))
     return tuple(moves)
 
 
@@ -354,7 +383,8 @@ def check_extension(old: Grid, new: Grid) -> dict:
     if new.num_samples > old.num_samples:
         added["num_samples"] = [old.num_samples, new.num_samples]
     if not added:
-        refuse("these flags add nothing to it (more --seeds, a new value on an axis, or more --num-samples)")
+        refuse("these flags add nothing to it (more --seeds, a new value on an axis, or more --num-samples); "
+               "to finish what an interruption left, use --resume")
     return added
 
 
@@ -388,6 +418,9 @@ def describe(plan: Plan, swept: list[str] | None = None) -> str:
     if plan.added:
         lines.append("adds: " + ", ".join(f"{k} {' '.join(map(str, v))}" for k, v in plan.added.items()))
     lines += [f"set aside: {name} (does not parse)" for name in plan.set_aside]
+    if plan.superseded:
+        lines.append(f"set aside: the former Tuner's {len(plan.superseded)} file(s) ({', '.join(plan.superseded[:3])}"
+                     f"{', ...' if len(plan.superseded) > 3 else ''}): a new Tuner replaces them")
     lines += [f"move: {a} -> {b}" for a, b in plan.moves]
     for step in plan.steps:
         label = labels.label(step.config, [n for n in swept if step.config.get(n) is not None], shown=str) or "trial"

@@ -26,7 +26,11 @@ RESULT_FILE = "result.json"  # a JSON line per reported result (tune_ae reads it
 ERROR_FILE = "error.txt"  # a failed trial's traceback(s), appended per failure
 CHECKPOINT_DIR = re.compile(r"checkpoint_\d+")  # checkpoint_000007: numbered from Tune's saved state
 STATE_GLOB = "experiment_state-*.json"
-TUNER_FILE = "tuner.pkl"  # the pickled Tuner: Tuner.can_restore is its existence (ray/tune/impl/tuner_internal.py)  # the saved experiment state, newest by name (a timestamp)
+TUNER_FILE = "tuner.pkl"  # the pickled Tuner: Tuner.can_restore is its existence (ray/tune/impl/tuner_internal.py)
+# Everything Tune saves of a Tuner at the experiment's top level (ray/tune/execution/tune_controller.py,
+# search/search_generator.py, search/basic_variant.py): what a Tuner of its own replaces.
+TUNER_STATE_GLOBS = (TUNER_FILE, STATE_GLOB, "basic-variant-state-*.json", "search_gen_state-*.json",
+                     "searcher-state-*.pkl")  # the saved experiment state, newest by name (a timestamp)
 
 
 def state_files(folder: str | Path) -> list[Path]:

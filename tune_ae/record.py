@@ -41,6 +41,7 @@ class TrialEntry:
     by: str | None = None  # the scheduler that stopped it early
     error: str | None = None
     value: float | None = None  # its last val_loss, what a searcher is told
+    ended_at: float | None = None  # when its end was written (seconds since the epoch)
     events: int = 0
 
 
@@ -80,7 +81,7 @@ def trials(folder: str | Path, recorded: list[dict] | None = None) -> dict[str, 
                                                    int(event.get("sample") or 0), len(entries))
             entry.status = entry.epoch = entry.by = entry.error = None
         elif entry is not None and event.get("status") in END_STATUSES:
-            entry.status, entry.epoch = event["status"], event.get("epoch")
+            entry.status, entry.epoch, entry.ended_at = event["status"], event.get("epoch"), event.get("at")
             entry.by, entry.error = event.get("by"), event.get("error")
             entry.value = event.get("value", entry.value)
         if entry is not None:

@@ -48,8 +48,10 @@ FINISHED = record.FINISHED  # what a sweep that ended well leaves
 
 
 def trial_dirs(experiment_dir: str | Path) -> list[Path]:
-    """Trial folders: those Tune gave a params.json."""
-    return sorted(p.parent for p in Path(experiment_dir).glob("*/" + ray_internals.PARAMS_FILE))
+    """Trial folders: those Tune gave a params.json, or the driver an epochs log (a trial killed
+    in its first seconds can have epochs and a checkpoint before Tune wrote its params.json)."""
+    folder = Path(experiment_dir)
+    return sorted({p.parent for name in (ray_internals.PARAMS_FILE, EPOCHS_LOG) for p in folder.glob("*/" + name)})
 
 
 def json_lines(path: Path) -> list[dict]:

@@ -117,12 +117,15 @@ def write_record(plan: Plan, data: FashionMNIST, address: str | None, command: l
 
 
 def prepare_folder(plan: Plan) -> None:
-    """The plan's changes to the folder before a Tuner sees it: Tune state files that do not parse
-    renamed out of its sight; trial folders renamed or moved aside."""
-    for name in plan.set_aside:
-        path = plan.folder / name
-        if path.is_file():
-            path.rename(path.with_name(f".{name}.unreadable"))
+    """The plan's changes to the folder before a Tuner sees it: Tune state files that do not parse,
+    and a former Tuner's files where a new Tuner runs, renamed out of its sight (so that a kill
+    before the new one's first save leaves no state of another grid to restore); trial folders
+    renamed or moved aside."""
+    for names, why in ((plan.set_aside, "unreadable"), (plan.superseded, "superseded")):
+        for name in names:
+            path = plan.folder / name
+            if path.is_file():
+                path.rename(path.with_name(f".{name}.{why}"))
     for source, target in plan.moves:
         (plan.folder / target).parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(plan.folder / source), plan.folder / target)
