@@ -48,34 +48,9 @@ def pytest_collection_modifyitems(config, items):
         if group:
             join_group(item, group)
     # The long tests first, the quick ones last (a stable sort: each module's order holds), so
-    # that the last tests a worker is handed are short (pytest_xdist_make_scheduler below hands
-    # them out one at a time). Quick: the fast tier, its parametrized tables last.
+    # that the last tests a worker is handed are short and the two workers end together.
+    # Quick: the fast tier, its parametrized tables last.
     items.sort(key=lambda item: (item.get_closest_marker("slow") is None, hasattr(item, "callspec")))
-
-
-@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist's: absent under -p no:xdist
-def pytest_xdist_make_scheduler(config, log):
-    """pytest-xdist's loadgroup, but a worker is handed its next test only when it is down to
-    one: the fewest a worker can hold (it starts a test once it knows the one after, for
-    fixture teardown). loadgroup hands out a test whenever a worker holds two or fewer, so a
-    worker could queue three sweeps of a minute while the other idled (seen: 328 s against
-    217 s of work in one run, 339 s in all)."""
-    if config.getvalue("dist") != "loadgroup":
-        return None
-    from xdist.scheduler import LoadGroupScheduling
-
-    class OneAhead(LoadGroupScheduling):
-        def _reschedule(self, node) -> None:
-            if node.shutting_down:
-                return
-            # A loop: after a worker crashes, pytest-xdist puts back every unit it had, finished ones
-            # too, so a unit handed out may hold no test; a worker left holding one would wait forever.
-            while self.workqueue and self._pending_of(self.assigned_work[node]) <= 1:
-                self._assign_work_unit(node)
-            if not self.workqueue:
-                node.shutdown()
-
-    return OneAhead(config, log)
 
 
 def join_group(item, group: str) -> None:

@@ -389,3 +389,44 @@ def test_chaos_an_optuna_search_killed_four_times_and_extended_has_every_sample_
         assert rows["epoch"].tolist() == list(range(1, SEARCH_EPOCHS + 1))
         config = TrialConfig(hidden=64, epochs=SEARCH_EPOCHS, batch_size=50, lr=lr)
         assert rows["val_loss"].tolist() == [m["val_loss"] for m in train.train(config, train_x, val_x)]
+
+
+def test_a_closed_terminal_is_an_interruption_not_a_full_disk(real_data_dir, tmp_path):
+    """The sweep runs in a terminal that is closed at an epoch: the kernel hangs it up (SIGHUP)
+    and every later write to it fails (EIO). Exit 129 and a folder that resumes, never "cannot
+    write ...: Input/output error; free space"."""
+    import fcntl
+    import pty
+    import sys
+    import termios
+
+    store, folder = tmp_path / "store", tmp_path / "store" / "t"
+    master, terminal = pty.openpty()
+
+    def own_terminal():  # a session of its own, whose controlling terminal is the pty
+        os.setsid()
+        fcntl.ioctl(terminal, termios.TIOCSCTTY, 0)
+
+    driver = subprocess.Popen([sys.executable, "-m", "tune_ae.run", *SWEEP, "--data-dir", str(real_data_dir),
+                               "--storage-path", str(store), "--name", "t"], stdin=terminal, stdout=terminal,
+                              stderr=subprocess.PIPE, preexec_fn=own_terminal, text=True)
+    os.close(terminal)
+    try:
+        def drained():  # a terminal's reader: the driver's output must not block on a full pty
+            try:
+                while os.read(master, 65536):
+                    pass
+            except OSError:
+                pass
+        import threading
+        threading.Thread(target=drained, daemon=True).start()
+        wait_for(lambda: logged_epochs(folder) >= 5 or driver.poll() is not None, "epoch 5")
+        os.close(master)  # the terminal closes
+        err = driver.communicate(timeout=120)[1]
+    finally:
+        end_session(driver.pid)
+    assert driver.returncode == 129, err[-3000:]
+    assert "free space" not in err and "Input/output error" not in err and "Traceback" not in err, err[-3000:]
+    assert "interrupted (SIGHUP)" in err  # said on stderr, which is not the terminal here
+    # Tune's stop may come after the trial's last epochs: interrupted, or done; the tables say which.
+    assert pd.read_parquet(folder / "trials.parquet")["status"].tolist() in (["interrupted"], ["done"])

@@ -82,9 +82,9 @@ class TrialRecord(tune.Callback):
         for trial in trials:
             name = Path(trial.path).name
             entry = self.recorder.known.get(name)
-            if entry is None and not trial.last_result:  # (one with results and no record: an older tune_ae's)
+            if entry is None and "epoch" not in trial.last_result:  # (one with epochs and no record: an older tune_ae's)
                 self.recorder.never_started(name, dict(trial.config))
-            elif entry.status is None:
+            elif entry is not None and entry.status is None:
                 self.recorder.end(name, "interrupted", (trial.last_result or {}).get("epoch"))
 
 

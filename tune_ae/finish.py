@@ -97,6 +97,10 @@ def driver_error(err: Exception, folder: Path, what: str, after_a_write_error: s
     """
     failed = write_error(err)
     if signals.received and (failed is None or failed.errno == errno.EIO):  # the terminal closed (SIGHUP), not the disk
+        try:  # where stderr is not that terminal (a log), the interruption is said there
+            print(f"interrupted ({signals.name()}); {after_a_write_error}", file=sys.stderr)
+        except OSError:
+            pass
         return signals.exit_code()
     if failed is None and disk_full(folder):  # Tune's own reads of what a full disk cut short (an empty pickle)
         failed = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(folder))

@@ -67,8 +67,9 @@ def build(folder: str | Path, data_dir: str | None = None) -> Tables:
     epochs = results.load_epochs(folder)
     trials = results.summarise_trials(epochs, folder)  # from the epochs already read, not a second pass
     if epochs.empty:
-        raise ReportError(f"{folder} has no reported epochs yet ({len(trials)} trial(s), none trained); nothing to plot "
-                          "(an interrupted sweep: continue it with --resume)")
+        resume = " (continue the interrupted trials with --resume)" if (trials["status"] == "interrupted").any() else ""
+        raise ReportError(f"{folder} has no reported epochs yet ({len(trials)} trial(s), none trained); nothing to plot"
+                          + resume)
     try:
         data = experiment_data(folder, data_dir)
     except DataError as err:
