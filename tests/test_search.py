@@ -4,6 +4,7 @@ import os
 
 from types import SimpleNamespace
 
+import pytest
 from ray import tune
 
 from tune_ae import ray_internals, results, search, tuner
@@ -105,3 +106,16 @@ def test_asha_compares_a_trial_with_its_own_points_trials_only():
     result = {"epoch": 1, "val_loss": 0.05}
     assert shared.on_trial_result(None, narrow, result) == "STOP"
     assert pointwise.on_trial_result(None, narrow, result) == "CONTINUE"  # the first of its point
+
+
+def test_a_step_told_twice_is_told_once(recwarn):
+    """A trial restarted from a checkpoint reports some training iterations again: Optuna warns
+    of each step reported twice; the searcher tells it each step once."""
+    grid = Grid({"hidden": (8,)}, ranges={"lr": Range(1e-4, 1e-2, log=True)}, search="optuna", num_samples=1)
+    searcher = search.PointwiseOptuna(grid, "val_loss", "min")
+    searcher.suggest("t")
+    for step in (1, 2, 1, 2, 3):
+        searcher.on_trial_result("t", {"val_loss": 0.1 / step, "training_iteration": step})
+    (trial,) = searcher.searchers[()]._ot_study.trials  # one point: its key is ()
+    assert trial.intermediate_values == {1: 0.1, 2: 0.05, 3: pytest.approx(0.1 / 3)}
+    assert not [w for w in recwarn if "already reported" in str(w.message)]
