@@ -363,6 +363,12 @@ def test_chaos_one_trial_killed_four_times_ends_as_if_never(real_data_dir, tmp_p
     assert last.returncode == 0, last.stderr[-3000:]
     assert_complete(folder, reference)  # every epoch once, bit for bit the uninterrupted run's
     assert len(record.trials(folder)) == 1
+    # --keep-checkpoints 2 held across Tuners (a new Tuner rotates the earlier one's out), none
+    # overwritten by an older epoch. (One more may stay where Tune's restore found a checkpoint
+    # written after its last save: it is overwritten only by a newer one.)
+    (trial_dir,) = results.trial_dirs(folder)
+    kept = sorted(results.checkpoint_epoch(p) for p in trial_dir.glob("checkpoint_*"))
+    assert 2 <= len(kept) <= 3 and kept[-2:] == [EPOCHS - 2, EPOCHS] and len(set(kept)) == len(kept), kept
 
 
 def test_chaos_an_optuna_search_killed_four_times_and_extended_has_every_sample_once(real_data_dir, tmp_path):
