@@ -35,6 +35,7 @@ SLOW_FIXTURES = {"ray_session", "smoke_experiment", "local_cluster", "real_data_
 # whole closure. Groups are handed out whole, so few and long ones unbalance the workers (the two
 # fault sweeps as a fourth group took 334 s, against 300-316 s without, on 2026-12-02).
 SHARED = {"ray_session": "ray", "smoke_experiment": "smoke", "local_cluster": "cluster"}
+LONGEST = ("test_faults.py",)  # several sweeps per test, killed and resumed
 
 
 # tryfirst: pytest-xdist reads the xdist_group marks in its own hook of the same name.
@@ -48,9 +49,11 @@ def pytest_collection_modifyitems(config, items):
         if group:
             join_group(item, group)
     # The long tests first, the quick ones last (a stable sort: each module's order holds), so
-    # that the last tests a worker is handed are short and the two workers end together.
-    # Quick: the fast tier, its parametrized tables last.
-    items.sort(key=lambda item: (item.get_closest_marker("slow") is None, hasattr(item, "callspec")))
+    # that the last tests a worker is handed are short and the two workers end together: the
+    # fault sweeps (a minute each) first, then the other slow ones, then the fast tier, its
+    # parametrized tables last. pytest-xdist keeps this order (--no-loadscope-reorder, pyproject).
+    items.sort(key=lambda item: (item.get_closest_marker("slow") is None, item.path.name not in LONGEST,
+                                 hasattr(item, "callspec")))
 
 
 def join_group(item, group: str) -> None:
