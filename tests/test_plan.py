@@ -233,3 +233,41 @@ def test_a_search_folder_the_record_does_not_name_is_moved_aside(tmp_path):
     p = make(tmp_path, "--resume", "--name", "e")
     assert [(a, b.split("/")[1]) for a, b in p.moves] == [("b,trial=2", "b,trial=2")]
     assert p.moves[0][1].startswith(".abandoned-")
+
+
+def test_an_older_folder_without_a_record_takes_its_statuses_from_tunes_state_once(tmp_path):
+    """An older tune_ae kept no record: a trial Tune's state has TERMINATED with epochs short of
+    its config's was stopped early (ASHA), not interrupted; a run begins the record with it."""
+    folder = make_experiment(tmp_path, GRID)
+    configs = [c.to_dict() for c in GRID.trial_configs()]
+    names = [make_trial(folder, configs[0], 3, 3, ended="stopped early"), make_trial(folder, configs[1], 3, 3)]
+    record.path(folder).unlink()  # as an older tune_ae left it
+    (folder / ray_internals.TUNER_FILE).write_bytes(b"pickled")
+    trials = [[json.dumps({"relative_logdir": n, "status": s, "config": c}), "{}"]
+              for n, s, c in zip(names, ("TERMINATED", "PAUSED"), configs)]
+    (folder / "experiment_state-2026-12-01_00-00-00.json").write_text(json.dumps({"trial_data": trials}))
+    p = make(tmp_path, "--resume", "--name", "e")
+    assert [s.action for s in p.steps] == [plan.KEEP_STOPPED, plan.CONTINUE, plan.TRAIN]
+    from tune_ae import results
+
+    assert results.load_trials(folder).set_index("hidden")["status"].to_dict() == {
+        8: "stopped early", 16: "interrupted", 32: "not started"}
+    record.begin(folder)  # what a run does first
+    assert [e["event"] for e in record.events(folder)] == ["start", "end", "start"]
+    assert record.trials(folder)[names[0]].status == "stopped early"
+
+
+def test_finished_trials_a_former_tuner_ran_do_not_stop_tunes_restore(tmp_path):
+    """After a continue or an extend, Tune's state knows only its own Tuner's trials; the ones
+    kept from before are finished: Tune's restore is still the one to carry on the search."""
+    folder = make_experiment(tmp_path, OPTUNA)
+    old = make_trial(folder, {"hidden": 8, "epochs": 10, "lr": 1e-3}, 10, 10, name="a,trial=1", ended="done")
+    new = make_trial(folder, {"hidden": 8, "epochs": 10, "lr": 2e-3}, 3, 2, name="b,trial=2")
+    save_tune_state(folder, [new])
+    state = next(folder.glob("experiment_state-*"))
+    saved = json.loads(state.read_text())
+    saved["runner_data"] = {"_start_time": time.time() + 100, "_total_time": 5.0}  # saved after both ends
+    state.write_text(json.dumps(saved))
+    os.utime(state, (1, 1))  # a copied folder's file times say nothing: the state's own time counts
+    p = make(tmp_path, "--resume", "--name", "e")
+    assert p.mode == "resume" and p.kept == {old: 0.5}

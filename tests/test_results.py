@@ -126,3 +126,11 @@ def test_a_trial_killed_before_tune_wrote_its_params_still_has_its_epochs(tmp_pa
     os.rename(trial_dir / "result.json", trial_dir / results.EPOCHS_LOG)  # the driver's log, ...
     (trial_dir / "params.json").unlink()  # ...and no params.json yet
     assert results.load_epochs(tmp_path)["epoch"].tolist() == [1, 2]
+
+
+def test_a_trial_this_run_did_not_start_but_an_earlier_one_trained_is_interrupted(tmp_path):
+    from tune_ae import record
+
+    trial_dir = fake_trial(tmp_path, "a", 64, [1, 2], planned=5)
+    record.Recorder(tmp_path, []).never_started(trial_dir.name, {"hidden": 64, "epochs": 5})
+    assert results.load_trials(tmp_path)["status"].tolist() == ["interrupted"]

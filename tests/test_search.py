@@ -54,7 +54,8 @@ def test_a_points_searcher_is_warm_started_with_its_finished_trials():
     replay = [event for i, (config, value) in enumerate(finished)  # tune_ae's record of them, written by a sweep
               for event in ({"event": "start", "trial": f"f{i}", "config": config},
                             {"event": "end", "trial": f"f{i}", "status": "done", "value": value})]
-    searcher = search.PointwiseOptuna(grid, "val_loss", "min", replay)
+    kept = {f"f{i}": value for i, (_, value) in enumerate(finished)}  # the plan's: both finished
+    searcher = search.PointwiseOptuna(grid, "val_loss", "min", replay, kept)
     assert searcher.left == {(8,): 1, (16,): 3} and searcher.total == 4
     suggested = [searcher.suggest(f"t{i}") for i in range(4)]
     assert sorted(c["hidden"] for c in suggested) == [8, 16, 16, 16]
@@ -77,7 +78,8 @@ def test_a_searcher_rebuilt_from_the_record_stands_where_the_lost_one_stood():
         if i < 2:
             lost.on_trial_complete(f"t{i}", {"val_loss": 0.1 * (i + 1), "lr": config["lr"]})
             events.append({"event": "end", "trial": f"folder{i}", "status": "done", "value": 0.1 * (i + 1)})
-    rebuilt = search.PointwiseOptuna(grid, "val_loss", "min", events)
+    kept = {e["trial"]: e["value"] for e in events if e["event"] == "end"}  # the plan's: the two finished
+    rebuilt = search.PointwiseOptuna(grid, "val_loss", "min", events, kept)
     assert rebuilt.total == 2  # the unfinished one, and the one never begun
     assert rebuilt.suggest("new0") == events[-1]["config"]  # the unfinished sample again, as recorded
     lost.on_trial_complete("t2", {"val_loss": 0.05, "lr": events[-1]["config"]["lr"]})

@@ -40,3 +40,23 @@ def test_two_uris_with_one_experiment_name_have_a_mirror_each(tmp_path, monkeypa
     assert one != other and one.name == other.name == "exp"  # the name stays the folder's (the record reads it)
     assert storage.local_folder("s3://a/sweeps", "exp") == one  # and the same URI finds the same mirror
 
+
+
+def test_a_pull_never_shortens_the_drivers_logs(tmp_path, monkeypatch):
+    """A run that ended before sending its logs to the URI: the mirror's longer copy is kept."""
+    monkeypatch.setattr(storage, "MIRROR", tmp_path / "mirror")
+    remote = f"file://{tmp_path}/remote"
+    (tmp_path / "remote" / "exp" / "tune_ae").mkdir(parents=True)
+    (tmp_path / "remote" / "exp" / "tune_ae" / "trials.jsonl").write_text('{"a": 1}\n')
+    (tmp_path / "remote" / "exp" / "other.json").write_text("remote")
+    local = storage.local_folder(remote, "exp")
+    (local / "tune_ae").mkdir(parents=True)
+    (local / "tune_ae" / "trials.jsonl").write_text('{"a": 1}\n{"b": 2}\n')
+    storage.pull(remote, "exp")
+    assert (local / "tune_ae" / "trials.jsonl").read_text() == '{"a": 1}\n{"b": 2}\n'
+    assert (local / "other.json").read_text() == "remote"
+    assert storage.own_logs(remote, "exp") == ["tune_ae/trials.jsonl"]
+    storage.push(remote, "exp", storage.own_logs(remote, "exp"))
+    assert (tmp_path / "remote" / "exp" / "tune_ae" / "trials.jsonl").read_text() == '{"a": 1}\n{"b": 2}\n'
+    storage.rename_remote(remote, "exp", [("other.json", ".other.json.superseded")])
+    assert (tmp_path / "remote" / "exp" / ".other.json.superseded").read_text() == "remote"

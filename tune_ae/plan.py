@@ -236,7 +236,9 @@ def disagrees(grid: Grid, entries: dict[str, record.TrialEntry], known: dict[str
               and known.get(name) != "TERMINATED"]
     if behind:
         return f"Tune's saved state is older than tune_ae's record ({len(behind)} trial(s) ended after its last save)"
-    missed = [] if grid.known_in_advance else [name for name in entries if name not in known]
+    # (A finished trial it does not know is one a former Tuner ran: kept as it is either way.)
+    missed = [] if grid.known_in_advance else [name for name, e in entries.items()
+                                                if name not in known and e.status not in record.FINISHED]
     if missed:
         return f"Tune's saved state misses trial(s) tune_ae's record has ({', '.join(missed[:2])})"
     return ""
@@ -276,7 +278,7 @@ def tune_state(folder: Path) -> tuple[str, tuple[str, ...], dict[str, str], floa
         # Tuner, then, rather than Tune's restore of whichever file it finds newest.
         why = f"Tune's saved state is unusable (it names checkpoints that are gone ({', '.join(gone[:3])}))" if gone \
             else f"Tune's saved state is unusable ({unreadable[0][0]}: {unreadable[0][1]})" if unreadable else ""
-        return why, tuple(name for name, _ in unreadable), known, path.stat().st_mtime
+        return why, tuple(name for name, _ in unreadable), known, ray_internals.saved_at(state) or path.stat().st_mtime
     detail = f" ({unreadable[0][0]}: {unreadable[0][1]})" if unreadable else ""
     return f"Tune's saved state is unusable{detail}", tuple(name for name, _ in unreadable), {}, 0.0
 

@@ -25,12 +25,12 @@ PARAMS_FILE = "params.json"  # a trial folder's config, written when the trial f
 RESULT_FILE = "result.json"  # a JSON line per reported result (tune_ae reads its own log instead)
 ERROR_FILE = "error.txt"  # a failed trial's traceback(s), appended per failure
 CHECKPOINT_DIR = re.compile(r"checkpoint_\d+")  # checkpoint_000007: numbered from Tune's saved state
-STATE_GLOB = "experiment_state-*.json"
+STATE_GLOB = "experiment_state-*.json"  # newest by name (a timestamp)
 TUNER_FILE = "tuner.pkl"  # the pickled Tuner: Tuner.can_restore is its existence (ray/tune/impl/tuner_internal.py)
 # Everything Tune saves of a Tuner at the experiment's top level (ray/tune/execution/tune_controller.py,
 # search/search_generator.py, search/basic_variant.py): what a Tuner of its own replaces.
 TUNER_STATE_GLOBS = (TUNER_FILE, STATE_GLOB, "basic-variant-state-*.json", "search_gen_state-*.json",
-                     "searcher-state-*.pkl")  # the saved experiment state, newest by name (a timestamp)
+                     "searcher-state-*.pkl")
 
 
 def state_files(folder: str | Path) -> list[Path]:
@@ -48,6 +48,26 @@ def state_trials(state: dict) -> list[tuple[dict, str]]:
     whose trial records are not that shape (cut short, another Ray's); the metadata is parsed
     by whoever needs it (checkpoint_names), so that a bad one costs its own trial only."""
     return [(json.loads(trial_json), metadata_json) for trial_json, metadata_json in state["trial_data"]]
+
+
+def newest_trials(folder: str | Path) -> list[dict]:
+    """The trial records of the newest experiment state in `folder` that parses (none: [])."""
+    for path in reversed(state_files(folder)):
+        try:
+            return [record for record, _ in state_trials(json.loads(path.read_text()))]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return []
+
+
+def saved_at(state: dict) -> float | None:
+    """When Tune saved a parsed state (seconds since the epoch), from inside it, so that a copied
+    folder (new file times) tells the same. 2.60.0: `runner_data` holds the experiment's
+    `_start_time` and the `_total_time` it had run by the save."""
+    try:
+        return float(state["runner_data"]["_start_time"]) + float(state["runner_data"]["_total_time"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def checkpoint_names(metadata_json: str) -> set[str]:
@@ -71,9 +91,9 @@ def trial_folder_name(trial_dir: str) -> str:
 
 
 def number_checkpoints_after(index: int) -> bool:
-    """In a trial new to its Tuner: its next checkpoint folder is numbered after `index`
-    (checkpoint_<index + 1>); returns whether the trial is new to its Tuner (then Tune's own
-    count starts over), else leaves Tune's numbering as it is.
+    """In a trial: its next checkpoint folder is numbered after `index` (checkpoint_<index + 1>,
+    or later where Tune's count is further on), so that none in its folder is overwritten;
+    returns whether the trial is new to its Tuner (Tune's own count starts over).
 
     2.60.0 (ray/train/_internal/session.py, storage.py): the worker's session keeps
     `storage.current_checkpoint_index`, which `report` increments before it persists a
@@ -82,10 +102,9 @@ def number_checkpoints_after(index: int) -> bool:
     from ray.train._internal.session import get_session
 
     storage = get_session().storage
-    if storage.current_checkpoint_index >= 0:
-        return False
-    storage.current_checkpoint_index = index
-    return True
+    new = storage.current_checkpoint_index < 0
+    storage.current_checkpoint_index = max(storage.current_checkpoint_index, index)
+    return new
 
 
 # --- Trial objects, as Tune hands them to callbacks (ray/tune/experiment/trial.py) ---

@@ -66,10 +66,30 @@ def events(folder: str | Path) -> list[dict]:
     return found
 
 
+def legacy_events(folder: str | Path) -> list[dict]:
+    """An older tune_ae's folder, which kept no record: its trials as Tune's newest saved state
+    has them (TERMINATED: it ended, stopped early where its epochs are short of its config's;
+    ERROR: failed), as events. The one place a status comes from Tune's state."""
+    from tune_ae import ray_internals
+
+    found = []
+    for trial in ray_internals.newest_trials(folder):
+        name, status = Path(trial.get("relative_logdir", "")).name, trial.get("status")
+        if not name or not isinstance(trial.get("config"), dict):
+            continue
+        found.append({"event": "start", "trial": name, "config": trial["config"]})
+        if status in ("TERMINATED", "ERROR"):
+            found.append({"event": "end", "trial": name, "status": "stopped early" if status == "TERMINATED" else "error"})
+    return found
+
+
 def trials(folder: str | Path, recorded: list[dict] | None = None) -> dict[str, TrialEntry]:
-    """Trial folder name -> its entry, in the order the trials first began."""
+    """Trial folder name -> its entry, in the order the trials first began. A folder of an older
+    tune_ae, with no record, has the one `legacy_events` derive."""
+    if recorded is None:
+        recorded = events(folder) if path(folder).is_file() else legacy_events(folder)
     entries: dict[str, TrialEntry] = {}
-    for event in events(folder) if recorded is None else recorded:
+    for event in recorded:
         name = event["trial"]
         entry = entries.get(name)
         if entry is None and event.get("status") == "not started":
@@ -100,6 +120,14 @@ def append(folder: str | Path, event: dict) -> None:
             if f.read(1) != b"\n":
                 line = "\n" + line  # the last line was cut short: keep it apart from this one
         f.write(line.encode())
+
+
+def begin(folder: str | Path) -> None:
+    """Before a run's first event: an older tune_ae's folder gets its record begun with what
+    Tune's state has (legacy_events), while that state is there to read."""
+    if not path(folder).is_file():
+        for event in legacy_events(folder):
+            append(folder, event)
 
 
 class Recorder:

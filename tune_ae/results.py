@@ -161,8 +161,10 @@ def trial_status(epochs_done: int, epochs_planned: int, entry: record.TrialEntry
     epochs left and no end recorded is unfinished (interrupted), never stopped early."""
     if epochs_done >= epochs_planned:
         return "done"
-    if entry is not None and entry.status in ("done", "stopped early", "error", "not started"):
+    if entry is not None and entry.status in ("done", "stopped early", "error"):
         return entry.status
+    if entry is not None and entry.status == "not started" and epochs_done == 0:
+        return "not started"  # (one with epochs: an earlier run trained it, this one did not start it)
     if entry is None and error:  # a folder of an older tune_ae, which kept no record
         return "error"
     if epochs_done == 0 and entry is None:

@@ -68,6 +68,7 @@ class PointwiseOptuna(SavedWhole, Searcher):
     point instead."""
 
     def __init__(self, grid: Grid, metric: str, mode: str, replay: list[dict] = (), kept: dict | None = None):
+        """`kept` (trial folder -> value) is required with `replay`: without it, nothing is kept."""
         from ray.tune.search.optuna import OptunaSearch
 
         super().__init__(metric=metric, mode=mode)
@@ -87,7 +88,7 @@ class PointwiseOptuna(SavedWhole, Searcher):
         self.steps: dict[str, int] = {}  # the last step told per trial: a restarted trial repeats some
         self.queued: list[tuple[tuple, str | None, dict]] = []  # (point, sampler's id, config) of samples to finish
         self.unbacked: set[str] = set()  # trials of a recorded config their sampler did not draw
-        self._replay(list(replay), kept if kept is not None else ended_well(replay))
+        self._replay(list(replay), kept or {})
 
     def _replay(self, events: list[dict], kept: dict) -> None:
         begun: dict[str, tuple[tuple, str | None, dict]] = {}  # folder -> (point, sampler's id or None, config)
@@ -106,7 +107,8 @@ class PointwiseOptuna(SavedWhole, Searcher):
                 if not same and isinstance(suggested, dict):
                     self.searchers[key].on_trial_complete(inner, error=True)
                 begun[name] = (key, inner if same else None, config)
-            elif event["event"] == "end" and name in begun and name in kept and name not in finished:
+            elif event["event"] == "end" and event.get("status") in ("done", "stopped early") and name in begun \
+                    and name in kept and name not in finished:
                 finished.add(name)
                 self._tell(*begun[name], kept[name])
         for name in [n for n in begun if n in kept and n not in finished]:  # kept, its end not recorded
@@ -171,12 +173,6 @@ class PointwiseOptuna(SavedWhole, Searcher):
                 searcher.on_trial_complete(self.alias.get(trial_id, trial_id), result, error=error)
             elif result and result.get(self.metric) is not None:  # a sample its sampler never drew (see _replay)
                 searcher.add_evaluated_point({k: result[k] for k in self.space}, result[self.metric])
-
-
-def ended_well(events: list[dict]) -> dict:
-    """Trial folder -> value of each one the events end done or stopped early (without a plan)."""
-    return {e["trial"]: e.get("value") for e in events
-            if e["event"] == "end" and e.get("status") in ("done", "stopped early")}
 
 
 class PointwiseASHA(SavedWhole, FIFOScheduler):

@@ -79,16 +79,43 @@ def exists(storage_path: str, name: str) -> bool:
     return fs.get_file_info(path).type != pyarrow.fs.FileType.NotFound
 
 
+APPEND_ONLY = ("tune_ae/trials.jsonl", "*/tune_ae_epochs.jsonl")  # the driver's logs, only ever appended to
+
+
 def pull(storage_path: str, name: str) -> Path:
-    """Bring a remote experiment into its local mirror (a no-op for local storage)."""
+    """Bring a remote experiment into its local mirror (a no-op for local storage). The driver's
+    append-only logs are never shortened: a mirror's copy longer than the URI's (a run that
+    ended before sending it) is kept."""
     local = local_folder(storage_path, name)
     if is_uri(storage_path) and exists(storage_path, name):
         import pyarrow.fs
 
         local.mkdir(parents=True, exist_ok=True)
+        logs = {p: p.read_bytes() for pattern in APPEND_ONLY for p in local.glob(pattern)}
         pyarrow.fs.copy_files(experiment_uri(storage_path, name), str(local),
                               destination_filesystem=pyarrow.fs.LocalFileSystem())
+        for path, text in logs.items():
+            if not path.is_file() or path.stat().st_size < len(text):
+                path.write_bytes(text)
     return local
+
+
+def own_logs(storage_path: str, name: str) -> list[str]:
+    """The driver's logs in the mirror, relative to the experiment: what `push` sends after a fit."""
+    local = local_folder(storage_path, name)
+    return [str(p.relative_to(local)) for pattern in APPEND_ONLY for p in local.glob(pattern)]
+
+
+def rename_remote(storage_path: str, name: str, renames: list[tuple[str, str]]) -> None:
+    """Rename files of the experiment at the URI as in the mirror (a no-op for local storage)."""
+    if not is_uri(storage_path):
+        return
+    import pyarrow.fs
+
+    remote, base = pyarrow.fs.FileSystem.from_uri(experiment_uri(storage_path, name))
+    for source, target in renames:
+        if remote.get_file_info(f"{base}/{source}").type == pyarrow.fs.FileType.File:
+            remote.move(f"{base}/{source}", f"{base}/{target}")
 
 
 def push(storage_path: str, name: str, relative_paths: list[str]) -> None:

@@ -18,7 +18,7 @@ from typing import Callable
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from tune_ae import callbacks, experiment, preflight, ray_internals, ray_start, signals, storage, tuner
+from tune_ae import callbacks, experiment, preflight, ray_internals, ray_start, record, signals, storage, tuner
 from tune_ae.config import ConfigError
 from tune_ae.data import FashionMNIST
 from tune_ae.plan import Plan, as_continued
@@ -121,11 +121,12 @@ def prepare_folder(plan: Plan) -> None:
     and a former Tuner's files where a new Tuner runs, renamed out of its sight (so that a kill
     before the new one's first save leaves no state of another grid to restore); trial folders
     renamed or moved aside."""
-    for names, why in ((plan.set_aside, "unreadable"), (plan.superseded, "superseded")):
-        for name in names:
-            path = plan.folder / name
-            if path.is_file():
-                path.rename(path.with_name(f".{name}.{why}"))
+    renames = [(name, f".{name}.{why}") for names, why in ((plan.set_aside, "unreadable"),
+                                                         (plan.superseded, "superseded")) for name in names]
+    for source, target in renames:
+        if (plan.folder / source).is_file():
+            (plan.folder / source).rename(plan.folder / target)
+    storage.rename_remote(plan.settings.storage_path, plan.settings.name, renames)  # where Tune reads them
     for source, target in plan.moves:
         (plan.folder / target).parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(plan.folder / source), plan.folder / target)
@@ -184,6 +185,7 @@ def run(plan: Plan, data: FashionMNIST, address: str | None = None, trainable: C
         folder.mkdir(parents=True, exist_ok=True)
         log_to_folder(folder)
         write_record(plan, data, address, command)
+        record.begin(folder)  # before prepare_folder sets a former Tuner's state aside
         prepare_folder(plan)
         watchdog = callbacks.PendingWatchdog(plan.settings.pending_timeout_s)
         hooks = [callbacks.Progress(plan.grid.swept(), [s.config for s in plan.to_run], folder=folder), watchdog,
@@ -205,5 +207,10 @@ def run(plan: Plan, data: FashionMNIST, address: str | None = None, trainable: C
         timings["fit_s"] = time.perf_counter() - clock
     finally:
         timings["shutdown_s"] = ray_start.stop_ray(token_folder)
+        try:  # a URI's copy of the driver's logs, however the fit ended: the next run pulls it
+            storage.push(plan.settings.storage_path, plan.settings.name,
+                         storage.own_logs(plan.settings.storage_path, plan.settings.name))
+        except Exception:  # the run's own outcome is what to report; the mirror keeps the logs for the next push
+            pass
     storage.pull(plan.settings.storage_path, plan.settings.name)
     return Outcome(folder=folder, pending_timeout=watchdog.fired, timings=timings)
