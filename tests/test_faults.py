@@ -246,11 +246,13 @@ def small_disk(tmp_path: Path):
     yield store, env, trigger.touch, trigger.unlink
 
 
-def test_a_full_disk_then_sigkill_and_a_truncated_checkpoint_and_resume_finishes(real_data_dir, tmp_path, reference):
-    """Two faults in a row on one sweep (each fault's own sweep would cost a Ray start more): a
-    full disk ends it in one line; its resume is SIGKILLed (a lost machine) and its newest
-    checkpoint cut short; the next resume sets that aside, continues from the older one and
-    finishes with the losses of an uninterrupted run."""
+def test_chaos_a_full_disk_then_four_sigkills_and_a_truncated_checkpoint_end_as_if_never(real_data_dir, tmp_path,
+                                                                                         reference):
+    """Faults in a row on one trial (each fault's own sweep would cost a Ray start more): a full
+    disk ends it in one line; its resumes are SIGKILLed (a lost machine: the whole process
+    group) at four seeded random epochs, and then its newest checkpoint cut short; the next
+    resume sets that aside, continues from the older one and finishes with every epoch once and
+    the losses of an uninterrupted run: the chaos test's one trial."""
     with small_disk(tmp_path) as (store, env, fill, free):
         folder = store / "full"
         driver = start(real_data_dir, store, "full", "--max-failures", "0", env=env)  # no retries into a full disk
@@ -266,9 +268,11 @@ def test_a_full_disk_then_sigkill_and_a_truncated_checkpoint_and_resume_finishes
         assert f"--resume --name full --storage-path {store}" in err
         free()
 
-        resumed = start_cli("--resume", "--name", "full", "--storage-path", str(store), "--no-report", env=env)
-        code, _, _ = stop(resumed, signal.SIGKILL, 11, folder)
-        assert code == -signal.SIGKILL
+        # At checkpoint epochs (every 2nd): the kill lands while the next epoch trains, never while a
+        # checkpoint is written, so the checkpoint cut short below is the newest whole one.
+        for epoch in kill_points(epochs_done(folder) + 1, EPOCHS - 2, step=2):
+            kill_at(start_cli("--resume", "--name", "full", "--storage-path", str(store), "--no-report", env=env),
+                    folder, epoch)
         (trial_dir,) = results.trial_dirs(folder)
         newest = results.latest_checkpoint(trial_dir)
         kept_epoch = max(results.checkpoint_epoch(p) for p in trial_dir.glob("checkpoint_*") if p != newest)
@@ -287,6 +291,12 @@ def test_a_full_disk_then_sigkill_and_a_truncated_checkpoint_and_resume_finishes
         assert f"unreadable checkpoint(s) set aside: {newest} -> {aside.name} (" in done.stdout
         assert f"continues from its checkpoint at epoch {kept_epoch}" in done.stdout
         assert_complete(folder, reference)  # one trial: no phantom from a state file cut short
+        assert len(record.trials(folder)) == 1
+        # --keep-checkpoints 2 held across Tuners (a new Tuner rotates the earlier one's out), none
+        # overwritten by an older epoch. (One more may stay where Tune's restore found a checkpoint
+        # written after its last save: it is overwritten only by a newer one.)
+        kept = sorted(results.checkpoint_epoch(p) for p in trial_dir.glob("checkpoint_*"))
+        assert 2 <= len(kept) <= 3 and kept[-2:] == [EPOCHS - 2, EPOCHS] and len(set(kept)) == len(kept), kept
 
 
 def test_resume_command_is_quoted_for_the_shell():
@@ -343,32 +353,22 @@ def kill_at(driver: subprocess.Popen, folder: Path, progress: int) -> None:
         end_session(driver.pid)
 
 
+def kill_points(low: int, high: int, step: int = 1) -> list[int]:
+    """Four points of progress in [low, high), multiples of `step`, seeded: where the chaos tests kill."""
+    import random
+
+    return sorted(random.Random(CHAOS_SEED).sample(range(low + -low % step, high, step), 4))
+
+
 def chaos(first: list[str], folder: Path, total: int, later=lambda i: ["--resume"]) -> subprocess.CompletedProcess:
     """`first`, SIGKILLed at 4 seeded random points of `total` epochs, each time run again with
     `later(i)`; returns the last run, left to its end."""
-    import random
-
-    points = sorted(random.Random(CHAOS_SEED).sample(range(2, total - 1), 4))
     store, name = str(folder.parent), folder.name
     args = first
-    for i, progress in enumerate(points):
+    for i, progress in enumerate(kill_points(2, total - 1)):
         kill_at(start_cli(*args, "--storage-path", store, "--name", name), folder, progress)
         args = later(i)
     return run_cli(*args, "--storage-path", store, "--name", name)
-
-
-def test_chaos_one_trial_killed_four_times_ends_as_if_never(real_data_dir, tmp_path, reference):
-    folder = tmp_path / "store" / "one"
-    last = chaos([*SWEEP, "--data-dir", str(real_data_dir)], folder, EPOCHS, lambda i: ["--resume", "--no-report"])
-    assert last.returncode == 0, last.stderr[-3000:]
-    assert_complete(folder, reference)  # every epoch once, bit for bit the uninterrupted run's
-    assert len(record.trials(folder)) == 1
-    # --keep-checkpoints 2 held across Tuners (a new Tuner rotates the earlier one's out), none
-    # overwritten by an older epoch. (One more may stay where Tune's restore found a checkpoint
-    # written after its last save: it is overwritten only by a newer one.)
-    (trial_dir,) = results.trial_dirs(folder)
-    kept = sorted(results.checkpoint_epoch(p) for p in trial_dir.glob("checkpoint_*"))
-    assert 2 <= len(kept) <= 3 and kept[-2:] == [EPOCHS - 2, EPOCHS] and len(set(kept)) == len(kept), kept
 
 
 def test_chaos_an_optuna_search_killed_four_times_and_extended_has_every_sample_once(real_data_dir, tmp_path):

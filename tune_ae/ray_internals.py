@@ -91,9 +91,10 @@ def trial_folder_name(trial_dir: str) -> str:
 
 
 def number_checkpoints_after(index: int) -> bool:
-    """In a trial: its next checkpoint folder is numbered after `index` (checkpoint_<index + 1>,
-    or later where Tune's count is further on), so that none in its folder is overwritten;
-    returns whether the trial is new to its Tuner (Tune's own count starts over).
+    """In a trial new to its Tuner (Tune's own count starts over): its next checkpoint folder is
+    numbered after `index` (checkpoint_<index + 1>), so that none in its folder is overwritten;
+    returns whether it was. A trial Tune restored or retried keeps Tune's count, which Tune's
+    rotation of its checkpoints follows.
 
     2.60.0 (ray/train/_internal/session.py, storage.py): the worker's session keeps
     `storage.current_checkpoint_index`, which `report` increments before it persists a
@@ -102,9 +103,10 @@ def number_checkpoints_after(index: int) -> bool:
     from ray.train._internal.session import get_session
 
     storage = get_session().storage
-    new = storage.current_checkpoint_index < 0
-    storage.current_checkpoint_index = max(storage.current_checkpoint_index, index)
-    return new
+    if storage.current_checkpoint_index >= 0:  # Tune's restore (or a retry) counts on from its state: its rotation
+        return False
+    storage.current_checkpoint_index = index
+    return True
 
 
 # --- Trial objects, as Tune hands them to callbacks (ray/tune/experiment/trial.py) ---
