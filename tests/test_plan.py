@@ -271,3 +271,25 @@ def test_finished_trials_a_former_tuner_ran_do_not_stop_tunes_restore(tmp_path):
     os.utime(state, (1, 1))  # a copied folder's file times say nothing: the state's own time counts
     p = make(tmp_path, "--resume", "--name", "e")
     assert p.mode == "resume" and p.kept == {old: 0.5}
+
+
+@pytest.mark.parametrize("grid, flags, added", [
+    (GRID, ["--seeds", "2"], {"seed": [1]}),
+    (RANDOM, ["--num-samples", "4"], {"num_samples": [3, 4]}),
+    (OPTUNA, ["--num-samples", "5"], {"num_samples": [4, 5]}),
+], ids=["grid", "random", "optuna"])
+def test_extend_keeps_what_finished_and_adds_the_rest(tmp_path, grid, flags, added):
+    folder = make_experiment(tmp_path, grid)
+    first = grid.trial_configs()[0].to_dict() if grid.known_in_advance else {"hidden": 8, "epochs": 10, "lr": 1e-3}
+    done = make_trial(folder, first, 10, 10, ended="done")
+    p = make(tmp_path, "--extend", "--name", "e", *flags)
+    assert p.mode == "extend" and p.added == added and p.kept == {done: 0.5}
+    grown = override_count(grid, added)
+    assert len(p.steps) == grown and [s.action for s in p.steps].count(plan.KEEP_DONE) == 1
+    assert len(p.to_run) == grown - 1
+
+
+def override_count(grid, added) -> int:
+    if "seed" in added:
+        return grid.n_trials * (1 + len(added["seed"]))
+    return len(grid.points()) * added["num_samples"][1]
