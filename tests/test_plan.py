@@ -49,10 +49,15 @@ def make_trial(folder, config, epochs_done=0, checkpoint_at=None, name=None, end
     return name
 
 
-def save_tune_state(folder, names):
-    """Tune's files as its last save left them, knowing the trials `names`."""
+def save_tune_state(folder, names, status=None):
+    """Tune's files as its last save left them, knowing the trials `names`: TERMINATED those the
+    record has finished (as Tune would have them once it saved after their end), RUNNING the
+    rest; or all `status`."""
     (folder / ray_internals.TUNER_FILE).write_bytes(b"pickled")
-    trials = [[json.dumps({"relative_logdir": n, "status": "RUNNING", "config": {"hidden": 8}}), "{}"] for n in names]
+    entries = record.trials(folder)
+    finished = {n for n, e in entries.items() if e.status in record.FINISHED}
+    trials = [[json.dumps({"relative_logdir": n, "config": {"hidden": 8},
+                           "status": status or ("TERMINATED" if n in finished else "RUNNING")}), "{}"] for n in names]
     (folder / "experiment_state-2026-12-01_00-00-00.json").write_text(json.dumps({"trial_data": trials}))
 
 
@@ -215,7 +220,7 @@ def test_a_trial_that_ended_after_tunes_last_save_is_not_run_again(tmp_path):
     folder = make_experiment(tmp_path, GRID)
     configs = [c.to_dict() for c in GRID.trial_configs()]
     names = [make_trial(folder, configs[0], 3, 3, ended="stopped early"), make_trial(folder, configs[1], 3, 3)]
-    save_tune_state(folder, names)  # both RUNNING
+    save_tune_state(folder, names, "RUNNING")  # both
     state = next(folder.glob("experiment_state-*"))
     os.utime(state, (time.time() + 60, time.time() + 60))  # saved after the end: Tune's state is not behind...
     assert make(tmp_path, "--resume", "--name", "e").mode == "resume"  # ...(and Tune's stop goes by its scheduler)
