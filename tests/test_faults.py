@@ -405,6 +405,7 @@ def test_a_closed_terminal_is_an_interruption_not_a_full_disk(real_data_dir, tmp
     import pty
     import sys
     import termios
+    import threading
 
     store, folder = tmp_path / "store", tmp_path / "store" / "t"
     master, terminal = pty.openpty()
@@ -424,7 +425,6 @@ def test_a_closed_terminal_is_an_interruption_not_a_full_disk(real_data_dir, tmp
                     pass
             except OSError:
                 pass
-        import threading
         threading.Thread(target=drained, daemon=True).start()
         wait_for(lambda: logged_epochs(folder) >= 5 or driver.poll() is not None, "epoch 5")
         os.close(master)  # the terminal closes

@@ -172,24 +172,3 @@ def test_a_random_search_never_draws_the_same_configuration_twice_at_a_point():
 def test_rounded_samples_stay_inside_a_narrow_range():
     narrow = Range(0.00012345, 0.00012349)
     assert all(narrow.low <= narrow.sample("lr", u / 10) <= narrow.high for u in range(10))
-
-
-def test_what_an_extension_may_not_change():
-    from tune_ae.plan import check_extension
-
-    old = search(axes={"hidden": (64,), "output_activation": ("relu", "sigmoid")})
-    assert check_extension(old, override(old, num_samples=6)) == {"num_samples": [5, 6]}
-    assert check_extension(old, override(old, {"hidden": [64, 128]})) == {"hidden": [128]}
-    for changed, words in [
-        (override(old, {"lr": Range.parse("lr", "1e-4:1e-1:log")}), "the searched ranges are fixed once it ran (--lr"),
-        (override(old, {"output_activation": ["relu", "sigmoid", "identity"]}), "a random search's choices are fixed"),
-        (override(old, search_seed=1), "drop --search-seed"),
-        (override(old, num_samples=4), "--num-samples can only grow"),
-        (override(old, subset=3000), "drop --subset"),
-        (old, "these flags add nothing to it"),
-    ]:
-        with pytest.raises(ConfigError, match=words.replace("(", r"\(")):
-            check_extension(old, changed)
-    grid = Grid({"hidden": (64,), "seed": (0, 1, 2)})
-    with pytest.raises(ConfigError, match="--seeds 2 drops seed"):
-        check_extension(grid, override(grid, seeds=2))

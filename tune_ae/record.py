@@ -92,13 +92,10 @@ def trials(folder: str | Path, recorded: list[dict] | None = None) -> dict[str, 
     for event in recorded:
         name = event["trial"]
         entry = entries.get(name)
-        if entry is None and event.get("status") == "not started":
+        if entry is None and (event["event"] == "start" or event.get("status") == "not started"):
             entry = entries[name] = TrialEntry(name, dict(event.get("config") or {}), dict(event.get("point") or {}),
                                                int(event.get("sample") or 0), len(entries))
         if event["event"] == "start":
-            if entry is None:
-                entry = entries[name] = TrialEntry(name, dict(event.get("config") or {}), dict(event.get("point") or {}),
-                                                   int(event.get("sample") or 0), len(entries))
             entry.status = entry.epoch = entry.by = entry.error = None
         elif entry is not None and event.get("status") in END_STATUSES:
             entry.status, entry.epoch, entry.ended_at = event["status"], event.get("epoch"), event.get("at")
@@ -140,23 +137,26 @@ class Recorder:
     def point(self, config: dict) -> dict:
         return {name: config.get(name) for name in self.point_fields}
 
-    def start(self, name: str, config: dict) -> None:
-        entry = self.known.get(name)
-        if entry is None:
+    def entry(self, name: str, config: dict) -> TrialEntry:
+        """The trial's entry; a new one is the next sample of its point."""
+        if name not in self.known:
             point = self.point(config)
             sample = sum(e.point == point for e in self.known.values())
-            entry = self.known[name] = TrialEntry(name, config, point, sample, len(self.known))
+            self.known[name] = TrialEntry(name, config, point, sample, len(self.known))
+        return self.known[name]
+
+    def start(self, name: str, config: dict) -> None:
+        entry = self.entry(name, config)
         entry.status = None
         append(self.folder, {"event": "start", "trial": name, "config": config, "point": entry.point,
                              "sample": entry.sample})
 
     def never_started(self, name: str, config: dict) -> None:
         """A trial Tune made that never began: it has its place, and its config, all the same."""
-        point = self.point(config)
-        sample = sum(e.point == point for e in self.known.values())
-        self.known[name] = TrialEntry(name, config, point, sample, len(self.known), status="not started")
+        entry = self.entry(name, config)
+        entry.status = "not started"
         append(self.folder, {"event": "end", "trial": name, "status": "not started", "config": config,
-                             "point": point, "sample": sample})
+                             "point": entry.point, "sample": entry.sample})
 
     def end(self, name: str, status: str, epoch: int | None, value: float | None = None, by: str | None = None,
             error: str | None = None) -> None:

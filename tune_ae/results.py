@@ -2,8 +2,9 @@
 
 Reading each trial's epochs log (one JSON line per reported epoch, written by the driver) and
 tune_ae's record of the trials (record.py) needs no Ray session, so the tables load anywhere
-the folder is: a laptop, a notebook, after the cluster is gone. Tune's own state files are
-never read: a trial's status is the record's.
+the folder is: a laptop, a notebook, after the cluster is gone. A trial's status is the
+record's (Tune's saved state is read only for a folder of an older tune_ae, which kept no
+record: record.legacy_events).
 
 - `epochs`: one row per trial x epoch.
 - `trials`: one row per trial of the grid, whatever became of it: done, stopped early (a
