@@ -191,7 +191,11 @@ def test_dash_dash_plan_prints_the_plan_and_writes_nothing(tmp_path):
     assert "h=8: keep (done, 10 epochs)" in done.stdout and "h=16: continue at epoch 4 from" in done.stdout
     assert "h=32: train from epoch 1" in done.stdout and "2 to run of 3" in done.stdout
     assert sorted(str(p) for p in tmp_path.rglob("*")) == before
-    assert "ray" not in done.stderr.lower()
+    code = ("import sys; from tune_ae import run; "
+            f"run.make_plan(run.build_parser().parse_args(['--resume', '--name', 'e', '--storage-path', {str(tmp_path)!r}]));"
+            "print(sorted(m for m in ('ray', 'torch') if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert loaded.stdout.strip() == "[]", loaded.stderr[-2000:]  # the plan starts no Ray, loads no torch
 
 
 def test_a_new_tuner_sets_the_former_tuners_files_aside_so_a_kill_before_its_first_save_is_no_trap(tmp_path):
