@@ -26,8 +26,8 @@ def test_record_is_written_then_extended_per_run(tmp_path):
 @pytest.mark.parametrize(
     "kw, words",
     [
-        ({"cpus_per_trial": 0}, "cpus-per-trial must be a finite number > 0"),
-        ({"cpus_per_trial": float("inf")}, "cpus-per-trial must be a finite number > 0"),
+        ({"cpus_per_trial": 0}, "cpus-per-trial must be auto or a finite number > 0"),
+        ({"cpus_per_trial": float("inf")}, "cpus-per-trial must be auto or a finite number > 0"),
         ({"gpus_per_trial": -1}, "gpus-per-trial must be auto, a fraction"),
         ({"gpus_per_trial": float("nan")}, "gpus-per-trial must be auto, a fraction"),
         ({"gpus_per_trial": float("inf")}, "gpus-per-trial must be auto, a fraction"),

@@ -53,7 +53,7 @@ def test_smoke_grid_end_to_end(smoke_experiment, real_data_dir):
         (["--lr", "0"], "lr must be > 0"),
         (["--epochs", "-3"], "epochs must be >= 1"),
         (["--gpus-per-trial", "lots"], "expected 'auto' or a number"),
-        (["--cpus-per-trial", "0"], "cpus-per-trial must be a finite number > 0"),
+        (["--cpus-per-trial", "0"], "cpus-per-trial must be auto or a finite number > 0"),
         (["--storage-path", "/etc/hostname/sub"], "storage path /etc/hostname/sub is not writable"),
         (["--resume", "--name", "nope"], "nothing to resume"),
         (["--resume", "--hidden", "64"], "--resume continues the experiment as it was started; drop --hidden"),
@@ -61,7 +61,7 @@ def test_smoke_grid_end_to_end(smoke_experiment, real_data_dir):
         # Requests nothing could ever satisfy: refused before a trial is queued, not pending forever.
         (["--gpus-per-trial", "nan"], "gpus-per-trial must be auto, a fraction in [0, 1] or a whole number, got nan"),
         (["--gpus-per-trial", "inf"], "gpus-per-trial must be auto, a fraction in [0, 1] or a whole number, got inf"),
-        (["--cpus-per-trial", "inf"], "cpus-per-trial must be a finite number > 0, got inf"),
+        (["--cpus-per-trial", "inf"], "cpus-per-trial must be auto or a finite number > 0, got inf"),
         (["--resume", "--name", "../other"], "name must be a plain folder name"),
         (["--name", ""], "name must be a plain folder name"),
         (["--hidden", "64", "--dropout", "2"], "dropout must be in [0, 1)"),

@@ -39,7 +39,7 @@ def test_an_optuna_search_gives_each_point_its_samples_and_resumes_with_its_sear
     first = results.load_trials(folder)
     assert 1 <= (first["status"] == "done").sum() < 6  # stopped part way
 
-    tuner.restore_tuner(str(folder), grid, s, data).fit()
+    tuner.restore_tuner(str(folder), grid, s, tuner.trial_resources(s, 6), data).fit()
     trials = results.load_trials(folder)
     # Six trials in all, not six more: the restored searcher knew what it had suggested.
     assert len(trials) == 6 and (trials["status"] == "done").all(), trials[["hidden", "lr", "status"]]

@@ -96,11 +96,11 @@ def test_resuming_a_sweep_from_before_a_field_existed_runs_it_at_the_default(ray
     grid = Grid({"hidden": (16,), "epochs": (2,), "batch_size": (50,)})
     s = SweepSettings(storage_path=str(tmp_path / "store"), name="old", max_failures=0)
     older = {k: v for k, v in tuner.param_space(grid).items() if k != "weight_decay"}
-    tune.Tuner(tuner.wrapped_trainable(grid, s, data, tuner.train_autoencoder), param_space=older,
+    resources = tuner.trial_resources(s, 1)
+    tune.Tuner(tuner.wrapped_trainable(s, resources, data, tuner.train_autoencoder), param_space=older,
                run_config=tuner.run_config(grid, s, [])).fit()
     assert results.load_trials(tmp_path / "store" / "old")["status"].tolist() == ["error"]  # today's trainable refuses it
 
-    resources = tuner.trial_resources(grid, s)
-    tuner.restore_tuner(tmp_path / "store" / "old", grid, s, data, callbacks=[ApplyOnResume(resources, 0)]).fit()
+    tuner.restore_tuner(tmp_path / "store" / "old", grid, s, resources, data, callbacks=[ApplyOnResume(resources, 0)]).fit()
     trials = results.load_trials(tmp_path / "store" / "old")
     assert trials["status"].tolist() == ["done"] and trials["weight_decay"].tolist() == [0.0]

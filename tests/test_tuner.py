@@ -13,13 +13,13 @@ def settings(tmp_path, name, **kw):
     return SweepSettings(storage_path=str(tmp_path / "store"), name=name, **kw)
 
 
-def test_auto_gpu_share_splits_the_card_among_concurrent_trials(ray_session, tmp_path):
-    paper_shape = Grid({"hidden": (64, 128, 256, 512), "epochs": (1,)})
-    assert tuner.gpus_per_trial(settings(tmp_path, "a", cpus_per_trial=0.5), 4) == 0.25
-    # Only 2 trials fit the CPUs at once: each may take half the card.
-    assert tuner.gpus_per_trial(settings(tmp_path, "a", cpus_per_trial=1), 4) == 0.5
-    assert tuner.gpus_per_trial(settings(tmp_path, "a", gpus_per_trial=0.0), 4) == 0.0
-    assert tuner.trial_resources(paper_shape, settings(tmp_path, "a", cpus_per_trial=0.5)) == {"cpu": 0.5, "gpu": 0.25}
+def test_trial_resources_share_the_connected_cluster(ray_session, tmp_path):
+    """ray_session: one node of 2 CPUs and 1 logical GPU (allocation.py's arithmetic on what Ray reports)."""
+    assert tuner.trial_resources(settings(tmp_path, "a", cpus_per_trial=0.5), 4) == {"cpu": 0.5, "gpu": 0.25}
+    # auto: 4 trials, 2 at a time (one thread each), each with half the card.
+    assert tuner.trial_resources(settings(tmp_path, "a"), 4) == {"cpu": 1.0, "gpu": 0.5}
+    assert tuner.trial_resources(settings(tmp_path, "a"), 1) == {"cpu": 2.0, "gpu": 1.0}
+    assert tuner.trial_resources(settings(tmp_path, "a", gpus_per_trial=0.0), 1) == {"cpu": 2.0, "gpu": 0.0}
 
 
 def test_quarter_gpus_run_four_trials_concurrently_on_cpu(quarter_gpu_study):

@@ -113,6 +113,7 @@ class Progress(tune.Callback):
         self.started = time.monotonic()
         self.last_line: dict[str, float] = {}
         self.begun: set[str] = set()
+        self.cpus: dict[str, float] = {}  # trial -> the CPUs of its last start (hand_on.py may add some)
         self.retrying: set[str] = set()  # trials whose next start is a retry after a failure
         self.first_epoch: dict[str, tuple[int, float]] = {}  # trial -> (epoch, time) of its first result here
 
@@ -133,7 +134,11 @@ class Progress(tune.Callback):
     def on_trial_start(self, iteration, trials, trial, **info):
         first = trial.trial_id not in self.begun
         self.begun.add(trial.trial_id)
-        self.line(trial, f"started ({len(self.begun)}/{self.n_trials} trials begun)" if first else "restarted")
+        cpus = trial.placement_group_factory.required_resources.get("CPU", 0)
+        grown = not first and cpus > self.cpus.get(trial.trial_id, cpus)
+        self.cpus[trial.trial_id] = cpus
+        self.line(trial, f"started ({len(self.begun)}/{self.n_trials} trials begun)" if first
+                  else f"restarted with {cpus:g} CPUs (freed by trials that ended)" if grown else "restarted")
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         epoch, total, now = result["epoch"], trial.config["epochs"], time.monotonic()

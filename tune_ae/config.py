@@ -133,7 +133,7 @@ def _check_choice(config: Any, name: str, choices: tuple[str, ...]) -> None:
 
 
 def auto_or_number(text: str) -> float | None:
-    """--gpus-per-trial's value: 'auto' (None: the visible GPUs shared evenly) or a number."""
+    """--cpus-per-trial's and --gpus-per-trial's value: 'auto' (None: shared evenly, allocation.py) or a number."""
     if text == "auto":
         return None
     try:
@@ -164,7 +164,10 @@ class SweepSettings:
 
     storage_path: str  # absolute folder (or cloud URI) holding every experiment
     name: str  # experiment folder under storage_path
-    cpus_per_trial: float = _setting(1.0, "CPU cores (torch threads) per trial")
+    cpus_per_trial: float | None = _setting(
+        None, "CPU cores (torch threads) per trial, or auto: each node's CPUs split among the trials that can run "
+        "at once, and handed on to the trials still running as others end (a number is fixed, and reproducible)",
+        parse=auto_or_number, shown_default="auto")
     gpus_per_trial: float | None = _setting(
         None, "GPU share per trial, or auto: the visible GPUs split among the trials that can run at once",
         parse=auto_or_number, shown_default="auto")
@@ -179,8 +182,8 @@ class SweepSettings:
 
     def __post_init__(self) -> None:
         cpus, gpus = self.cpus_per_trial, self.gpus_per_trial
-        if not _finite_number(cpus) or not cpus > 0:
-            raise ConfigError(f"cpus-per-trial must be a finite number > 0, got {cpus!r}")
+        if cpus is not None and (not _finite_number(cpus) or not cpus > 0):
+            raise ConfigError(f"cpus-per-trial must be auto or a finite number > 0, got {cpus!r}")
         if gpus is not None and (not _finite_number(gpus) or gpus < 0 or gpus > 1 and gpus != int(gpus)):
             raise ConfigError(f"gpus-per-trial must be auto, a fraction in [0, 1] or a whole number, got {gpus!r}")
         _check_choice(self, "scheduler", SCHEDULERS)
@@ -208,12 +211,6 @@ class SweepSettings:
 
 SETTINGS: tuple[dataclasses.Field, ...] = tuple(f for f in dataclasses.fields(SweepSettings) if f.metadata)  # with flags
 RESUMABLE_SETTINGS = tuple(f.name for f in SETTINGS if f.metadata["resumable"])
-
-
-def concurrent_trials(n_trials: int, cpus: float, cpus_per_trial: float) -> int:
-    """How many of `n_trials` trials fit on `cpus` CPUs at once (at least one): what the GPU
-    share (tuner.gpus_per_trial) and the benchmark's parallel slots are divided by."""
-    return max(1, min(n_trials, math.floor(cpus / cpus_per_trial)))
 
 
 def _finite_number(value: Any) -> bool:

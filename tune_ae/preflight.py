@@ -56,14 +56,14 @@ def check_fits(cpus: float, gpus: float, nodes: list[dict], remote: bool) -> str
     return message
 
 
-def check_fits_this_machine(cpus: float, gpus: float | None) -> None:
+def check_fits_this_machine(cpus: float | None, gpus: float | None) -> None:
     """Before an embedded Ray starts: a request over this machine's CPUs, or a GPU share where
     torch sees no GPU, can never run. Ray counts at most os.cpu_count() CPUs (fewer under a
     cgroup quota) and no GPU that CUDA does not show; the check once Ray is up (sweep.py) covers
-    the rest. `gpus` None (auto) always fits: it is 0 where there is no GPU."""
+    the rest. None (auto) always fits: `cpus` is at least 1, `gpus` 0 where there is no GPU."""
     machine = {"CPU": os.cpu_count() or 1, "GPU": 0}
     if gpus:
         import torch  # only for a GPU request: `import torch` costs seconds
 
         machine["GPU"] = torch.cuda.device_count()
-    check_fits(cpus, gpus or 0.0, [machine], remote=False)
+    check_fits(cpus or 1.0, gpus or 0.0, [machine], remote=False)

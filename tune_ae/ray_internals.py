@@ -154,6 +154,12 @@ def replace_run_config(tuner, new, fields: tuple[str, ...]) -> None:
         setattr(restored, field, getattr(new, field))
 
 
+def replace_scheduler(tuner, new) -> None:
+    """Put scheduler `new` in a restored Tuner's TuneConfig: 2.60.0 unpickles the TuneConfig
+    saved when the Tuner was made into `_local_tuner._tune_config`, read when the fit starts."""
+    tuner._local_tuner._tune_config.scheduler = new
+
+
 # --- Switches read from the environment ---
 # 2.60.0, ray/tune/tune.py: Tune installs a SIGINT handler during a fit
 # unless this is set; tune_ae routes SIGINT itself (signals.py).

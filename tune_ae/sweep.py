@@ -132,21 +132,20 @@ def prepare_folder(plan: Plan) -> None:
         shutil.move(str(plan.folder / source), plan.folder / target)
 
 
-def make_tuner(plan: Plan, data: FashionMNIST, trainable: Callable, hooks: list):
+def make_tuner(plan: Plan, resources: dict, data: FashionMNIST, trainable: Callable, hooks: list):
     """(the Tuner, the plan it carries out): Tune's restore for a `resume`; a new Tuner otherwise,
     or when Tune's files do not restore after all (cut short, another Ray's)."""
     if plan.mode == "resume":
-        resume = callbacks.ApplyOnResume(tuner.trial_resources(plan.grid, plan.settings), plan.settings.max_failures,
-                                         plan.settings.keep_checkpoints)
+        resume = callbacks.ApplyOnResume(resources, plan.settings.max_failures, plan.settings.keep_checkpoints)
         try:
             return tuner.restore_tuner(storage.experiment_uri(plan.settings.storage_path, plan.settings.name),
-                                       plan.grid, plan.settings, data, trainable, [*hooks, resume]), plan
+                                       plan.grid, plan.settings, resources, data, trainable, [*hooks, resume]), plan
         except Exception as err:
             reason = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
             plan = as_continued(plan, f"Tune's saved state is unusable ({reason})")
             experiment.add_to_last_run(plan.folder, {"mode": plan.mode, "restarted": True})
             prepare_folder(plan)
-    return tuner.build_tuner(plan, data, trainable, hooks), plan
+    return tuner.build_tuner(plan, data, trainable, hooks, resources), plan
 
 
 def announce(plan: Plan, resources: dict) -> None:
@@ -157,10 +156,11 @@ def announce(plan: Plan, resources: dict) -> None:
         print(f"{name}: extended ({added}); {kept} finished trial(s) kept as they are")
     elif plan.mode == "continue":
         print(f"{name}: {plan.why}; continuing every trial from the checkpoints in its folder")
+    auto = " (auto: more as others end)" if plan.settings.cpus_per_trial is None else ""
     for key, (old, new) in plan.changed.items():  # said once the checks let them take effect
         print(f"resume: {key} {old} -> {new}")
     print(f"{'resuming' if plan.continuing else 'running'} {name}: {len(plan.to_run)} "
-          f"trial(s), {resources['cpu']:g} CPU and {resources['gpu']:g} GPU each; Tune's log: {plan.folder / TUNE_LOG}",
+          f"trial(s), {resources['cpu']:g} CPU{auto} and {resources['gpu']:g} GPU each; Tune's log: {plan.folder / TUNE_LOG}",
           flush=True)
 
 
@@ -179,7 +179,7 @@ def run(plan: Plan, data: FashionMNIST, address: str | None = None, trainable: C
         token_folder = None if address else ray_start.private_token()
         ray_start.start_ray(address)
         timings["ray_start_s"] = time.perf_counter() - clock
-        resources = tuner.trial_resources(plan.grid, plan.settings)
+        resources = tuner.trial_resources(plan.settings, tuner.trials_to_run(plan))
         check_resources(resources, remote=bool(address))
         check_shared_storage(plan.settings.storage_path)
         folder.mkdir(parents=True, exist_ok=True)
@@ -192,7 +192,7 @@ def run(plan: Plan, data: FashionMNIST, address: str | None = None, trainable: C
                  callbacks.DashboardLog(folder, plan.grid)]
         if on_record:
             on_record(folder)
-        sweep, plan = make_tuner(plan, data, trainable, hooks)
+        sweep, plan = make_tuner(plan, resources, data, trainable, hooks)
         announce(plan, resources)
         # Tune's newer console output prints a configuration box even at verbose=0; the legacy
         # one is silent there, so Progress's lines are the whole console view.

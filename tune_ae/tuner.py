@@ -5,7 +5,6 @@ Nothing here starts Ray or touches the experiment folder; sweep.py drives the wh
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Callable
 
@@ -14,9 +13,10 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import BasicVariantGenerator
 
-from tune_ae import ray_internals, results, search, storage
+from tune_ae import allocation, ray_internals, results, search, storage
 from tune_ae.callbacks import EpochLog, TrialRecord
-from tune_ae.config import TRIAL_FIELDS, SweepSettings, concurrent_trials
+from tune_ae.config import TRIAL_FIELDS, SweepSettings
+from tune_ae.hand_on import HandOnCores
 from tune_ae.data import FashionMNIST
 from tune_ae.grids import Grid
 from tune_ae.plan import SAMPLE, Plan, folder_name
@@ -25,26 +25,18 @@ from tune_ae.trainable import train_autoencoder
 METRIC, MODE = "val_loss", "min"
 
 
-def gpus_per_trial(settings: SweepSettings, n_trials: int) -> float:
-    """The GPU share of one trial; `None` (auto) shares the cluster's GPUs among concurrent trials.
-
-    Concurrency is bounded by the trial count and by the CPUs: the paper grid (4 trials) on
-    one GPU gets 0.25 each, so all four train on the card at once.
-    """
-    if settings.gpus_per_trial is not None:
-        return settings.gpus_per_trial
-    resources = ray.cluster_resources()
-    gpus, cpus = resources.get("GPU", 0.0), resources.get("CPU", 1.0)
-    if gpus == 0:
-        return 0.0
-    concurrent = concurrent_trials(n_trials, cpus, settings.cpus_per_trial)
-    # Rounded down to 1/10000, Ray's resource granularity, so the shares never add up past the card.
-    return min(1.0, math.floor(gpus / concurrent * 10_000) / 10_000)
+def alive_nodes() -> list[allocation.Node]:
+    return [(n["Resources"].get("CPU", 0.0), n["Resources"].get("GPU", 0.0)) for n in ray.nodes() if n["Alive"]]
 
 
-def trial_resources(grid: Grid, settings: SweepSettings) -> dict:
-    # Always name the CPUs: a GPU-only request would ask Ray for 0 CPUs per trial.
-    return {"cpu": settings.cpus_per_trial, "gpu": gpus_per_trial(settings, grid.n_trials)}
+def trial_resources(settings: SweepSettings, n_trials: int) -> dict:
+    """{"cpu", "gpu"} of each of `n_trials` trials on the cluster Ray is connected to
+    (allocation.trial_resources). Always names the CPUs: a GPU-only request asks Ray for 0 CPUs."""
+    return allocation.trial_resources(alive_nodes(), n_trials, settings.cpus_per_trial, settings.gpus_per_trial)
+
+
+def trials_to_run(plan: Plan) -> int:
+    return max(1, len(plan.to_run))
 
 
 def param_space(grid: Grid) -> dict:
@@ -83,13 +75,13 @@ class SampleFolders:
         return f"{folder_name(trial.config)},trial={trial.trial_id}"
 
 
-def wrapped_trainable(grid: Grid, settings: SweepSettings, data: FashionMNIST, trainable: Callable):
+def wrapped_trainable(settings: SweepSettings, resources: dict, data: FashionMNIST, trainable: Callable):
     # with_parameters puts `data` in the object store once; each trial fetches it from there.
     # `experiment`: where each trial finds its checkpoints (trainable.resume_point).
     fn = tune.with_parameters(trainable, data=data, checkpoint_every=settings.checkpoint_every,
                               cuda_graphs=settings.cuda_graphs, keep_checkpoints=settings.keep_checkpoints,
                               experiment=storage.experiment_uri(settings.storage_path, settings.name))
-    return tune.with_resources(fn, trial_resources(grid, settings))
+    return tune.with_resources(fn, resources)
 
 
 def run_config(grid: Grid, settings: SweepSettings, callbacks: list) -> tune.RunConfig:
@@ -105,6 +97,12 @@ def run_config(grid: Grid, settings: SweepSettings, callbacks: list) -> tune.Run
         stop=next((c for c in callbacks if isinstance(c, tune.Stopper)), None),
         verbose=0,  # progress comes from callbacks.Progress, one line per event
     )
+
+
+def scheduler(grid: Grid, settings: SweepSettings) -> HandOnCores:
+    """The sweep's scheduler (ASHA or FIFO), wrapped to hand cores on under --cpus-per-trial auto."""
+    return HandOnCores(asha(grid) if settings.scheduler == "asha" else None, settings.checkpoint_every,
+                       enabled=settings.cpus_per_trial is None)
 
 
 def asha(grid: Grid):
@@ -135,18 +133,20 @@ def to_run(plan: Plan) -> tuple[dict, object, int]:
 
 
 def build_tuner(plan: Plan, data: FashionMNIST, trainable: Callable = train_autoencoder,
-                callbacks: list | None = None) -> tune.Tuner:
-    """A new Tuner of the plan's trials to run."""
+                callbacks: list | None = None, resources: dict | None = None) -> tune.Tuner:
+    """A new Tuner of the plan's trials to run, each asking for `resources` (by default
+    trial_resources of the cluster Ray is connected to)."""
+    resources = resources or trial_resources(plan.settings, trials_to_run(plan))
     grid, settings = plan.grid, plan.settings
     space, search_alg, num_samples = to_run(plan)
     continued = [(s.config, s.folder) for s in plan.to_run if s.folder and s.action != SAMPLE]
     return tune.Tuner(
-        wrapped_trainable(grid, settings, data, trainable),
+        wrapped_trainable(settings, resources, data, trainable),
         param_space=space,
         # Reuse: a trial with the same resources as a finished one runs in its process, skipping
         # a worker start and `import torch` (~3 s each). Results cannot depend on what ran there
         # before: each trial sets its threads, owns its random streams and builds its own state.
-        tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, scheduler=asha(grid) if settings.scheduler == "asha" else None,
+        tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, scheduler=scheduler(grid, settings),
                                     search_alg=search_alg, num_samples=num_samples, reuse_actors=True,
                                     trial_dirname_creator=trial_folder_name if grid.known_in_advance
                                     else SampleFolders(continued)),
@@ -154,20 +154,23 @@ def build_tuner(plan: Plan, data: FashionMNIST, trainable: Callable = train_auto
     )
 
 
-def restore_tuner(experiment_dir: str | Path, grid: Grid, settings: SweepSettings, data: FashionMNIST,
-                  trainable: Callable = train_autoencoder, callbacks: list | None = None) -> tune.Tuner:
+def restore_tuner(experiment_dir: str | Path, grid: Grid, settings: SweepSettings, resources: dict,
+                  data: FashionMNIST, trainable: Callable = train_autoencoder, callbacks: list | None = None) -> tune.Tuner:
     """Continue an interrupted sweep; unfinished and errored trials restart from their checkpoints.
 
     `settings` may differ from the recorded ones in resources, retries and checkpointing:
-    Tune restores its own pickled RunConfig, so the new one is put in its place (the
-    callbacks.ApplyOnResume callback carries the per-trial part: resources, retries).
+    Tune restores its own pickled RunConfig and TuneConfig, so the new RunConfig's fields and
+    a new scheduler (the one pickled holds no state yet: Tune pickles it before the fit) are
+    put in their place (the callbacks.ApplyOnResume callback carries the per-trial part:
+    `resources`, retries).
     """
     tuner = tune.Tuner.restore(
         str(experiment_dir),
-        trainable=wrapped_trainable(grid, settings, data, trainable),
+        trainable=wrapped_trainable(settings, resources, data, trainable),
         resume_unfinished=True,
         resume_errored=True,
     )
     ray_internals.replace_run_config(tuner, run_config(grid, settings, callbacks or []),
                                      ("failure_config", "checkpoint_config", "callbacks", "stop", "verbose"))
+    ray_internals.replace_scheduler(tuner, scheduler(grid, settings))
     return tuner

@@ -37,7 +37,8 @@ import torch
 from torch import nn
 
 from tune_ae import experiment, labels, results, train
-from tune_ae.config import TrialConfig, concurrent_trials
+from tune_ae.allocation import concurrent_trials
+from tune_ae.config import TrialConfig
 from tune_ae.data import PIXELS, STEMS, FashionMNIST, idx_file
 from tune_ae.experiment import versions
 
@@ -183,6 +184,7 @@ class TimedSweep:
     trials: pd.DataFrame  # results' trials table: status, train_time_s, analysis_time_s, wall_time_s per trial
     settings: dict  # the sweep's settings as its record holds them (cpus_per_trial, gpus_per_trial, ...)
     timings: dict  # the seconds of its phases that `tune_ae.run` recorded (ray_start_s, fit_s, ...)
+    epochs: pd.DataFrame | None = None  # results' epochs table: epoch_time_s and threads per trial-epoch
 
 
 def sweep_problem(returncode: int, trials: pd.DataFrame | None, stderr: str | None) -> str | None:
@@ -220,7 +222,8 @@ def timed_sweep(run_args: list[str], name: str = "bench", echo: bool = False) ->
         if problem:
             raise SweepFailed(problem)
         meta = experiment.read_meta(folder)
-    return TimedSweep(wall, trials, meta.get("settings", {}), meta["runs"][-1].get("timings", {}))
+        epochs = results.load_table(folder, "epochs")
+    return TimedSweep(wall, trials, meta.get("settings", {}), meta["runs"][-1].get("timings", {}), epochs)
 
 
 def parallel_slots(n_trials: int, cpus_per_trial: float = 1.0, gpus_per_trial: float | None = None,
@@ -228,7 +231,7 @@ def parallel_slots(n_trials: int, cpus_per_trial: float = 1.0, gpus_per_trial: f
     """How many trials a local Ray can train at once: the CPUs (and a fixed GPU share, when one
     is asked for) divided among them, never more than there are trials.
 
-    The CPU bound is config.concurrent_trials, which tuner's GPU share uses too. `cpus` defaults to os.cpu_count(),
+    The CPU bound is allocation.concurrent_trials, which tuner's GPU share uses too. `cpus` defaults to os.cpu_count(),
     which is what Ray counts unless a container quota lowers it; a count too high only makes
     the training span shorter and the overhead larger, never the other way round.
     """
@@ -255,9 +258,10 @@ def training_span(seconds: Iterable[float], slots: int) -> float:
 
 
 def sweep_slots(sweep: TimedSweep) -> int:
-    """parallel_slots for a timed sweep, from the resources its record says it asked for."""
-    gpus = sweep.settings.get("gpus_per_trial")
-    return parallel_slots(len(sweep.trials), float(sweep.settings.get("cpus_per_trial", 1.0)),
+    """parallel_slots for a timed sweep, from the resources its record says it asked for (auto
+    CPUs: as many at once as at one thread each, which is what allocation.py starts with)."""
+    gpus, cpus = sweep.settings.get("gpus_per_trial"), sweep.settings.get("cpus_per_trial", 1.0)
+    return parallel_slots(len(sweep.trials), float(cpus) if isinstance(cpus, (int, float)) else 1.0,
                           gpus if isinstance(gpus, (int, float)) else None)
 
 

@@ -1,0 +1,112 @@
+"""hand_on.py: a trial still running takes the CPUs of trials that ended, at its next checkpoint."""
+
+import io
+from types import SimpleNamespace
+
+import pytest
+from ray.tune.experiment import Trial
+from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+
+from tune_ae import hand_on, results, tuner
+from tune_ae.callbacks import Progress
+from tune_ae.config import SweepSettings
+from tune_ae.data import load_fashion_mnist
+from tune_ae.grids import Grid
+from tune_ae.plan import new as new_plan
+
+from conftest import write_dataset
+
+
+class FakeTrial:
+    def __init__(self, trial_id, status=Trial.RUNNING, cpus=1.0, node="n", epochs=10):
+        self.trial_id, self.status, self.config = trial_id, status, {"epochs": epochs}
+        self.last_result = {"node_id": node}
+        self.placement_group_factory = SimpleNamespace(required_resources={"CPU": cpus, "GPU": 0.0})
+
+    def update_resources(self, resources):
+        assert self.status != Trial.RUNNING  # as Tune's own: never while it runs
+        self.placement_group_factory = SimpleNamespace(required_resources={"CPU": resources["cpu"],
+                                                                           "GPU": resources["gpu"]})
+
+
+class FakeController:
+    def __init__(self, trials, finished=True):
+        self.trials, self.search_alg = trials, SimpleNamespace(is_finished=lambda: finished)
+
+    def get_trials(self):
+        return self.trials
+
+
+class Decides(FIFOScheduler):
+    def __init__(self, decision):
+        super().__init__()
+        self.decision = decision
+
+    def on_trial_result(self, tune_controller, trial, result):
+        return self.decision
+
+
+@pytest.fixture
+def two_cpus(monkeypatch):
+    monkeypatch.setattr(hand_on, "node_cpus", lambda: {"n": 2.0})
+
+
+def result(epoch):
+    return {"epoch": epoch, "node_id": "n"}
+
+
+def test_a_trial_grows_at_its_checkpoint_once_the_other_ended(two_cpus):
+    a, b = FakeTrial("a"), FakeTrial("b")
+    controller, scheduler = FakeController([a, b]), hand_on.HandOnCores(None, checkpoint_every=2)
+    assert scheduler.on_trial_result(controller, a, result(2)) == TrialScheduler.CONTINUE  # b holds the other core
+    b.status = Trial.TERMINATED
+    assert scheduler.on_trial_result(controller, a, result(3)) == TrialScheduler.CONTINUE  # not a checkpoint
+    assert scheduler.on_trial_result(controller, a, result(4)) == TrialScheduler.PAUSE
+    assert scheduler.choose_trial_to_run(controller) is None  # still saving: not touched while RUNNING
+    a.status = Trial.PAUSED  # Tune paused it after the checkpoint
+    assert scheduler.choose_trial_to_run(controller) is a  # and restarts it, with both cores
+    assert a.placement_group_factory.required_resources == {"CPU": 2.0, "GPU": 0.0}
+    a.status = Trial.RUNNING
+    assert scheduler.on_trial_result(controller, a, result(6)) == TrialScheduler.CONTINUE  # has the node
+
+
+@pytest.mark.parametrize("why", ["a trial waits", "more trials to come", "its last epoch", "fixed CPUs",
+                                 "another node"])
+def test_no_trial_grows_while_others_wait_or_when_fixed(two_cpus, why):
+    a = FakeTrial("a", node="elsewhere" if why == "another node" else "n")
+    trials = [a, FakeTrial("b", status=Trial.PENDING)] if why == "a trial waits" else [a]
+    scheduler = hand_on.HandOnCores(None, checkpoint_every=2, enabled=why != "fixed CPUs")
+    controller = FakeController(trials, finished=why != "more trials to come")
+    epoch = 10 if why == "its last epoch" else 4
+    assert scheduler.on_trial_result(controller, a, {**result(epoch), "node_id": a.last_result["node_id"]}) \
+        == TrialScheduler.CONTINUE
+
+
+def test_the_base_schedulers_stop_stands(two_cpus):
+    a = FakeTrial("a")
+    scheduler = hand_on.HandOnCores(Decides(TrialScheduler.STOP), checkpoint_every=2)
+    assert scheduler.on_trial_result(FakeController([a]), a, result(4)) == TrialScheduler.STOP
+
+
+def test_a_trial_left_alone_on_two_cpus_moves_to_two_threads_and_keeps_every_epoch_once(ray_session, tmp_path):
+    """A 2-CPU Ray (ray_session): two trials at one thread each; the 2-epoch one ends, and the
+    12-epoch one restarts at its next checkpoint with both CPUs, from that checkpoint."""
+    data = load_fashion_mnist(write_dataset(tmp_path / "d"), expect_full=False)
+    grid = Grid({"hidden": (8,), "epochs": (12, 2), "batch_size": (50,)})
+    s = SweepSettings(storage_path=str(tmp_path / "store"), name="handed", checkpoint_every=2, gpus_per_trial=0.0)
+    assert tuner.trial_resources(s, 2) == {"cpu": 1.0, "gpu": 0.0}
+    out = io.StringIO()
+    progress = Progress(grid.swept(), [c.to_dict() for c in grid.trial_configs()], out=out)
+    tuner.build_tuner(new_plan(grid, s), data, callbacks=[progress]).fit()
+    folder = tmp_path / "store" / "handed"
+    assert "epochs=12  restarted with 2 CPUs (freed by trials that ended)" in out.getvalue(), out.getvalue()
+    assert (results.load_trials(folder)["status"] == "done").all()
+    epochs = results.load_epochs(folder)
+    long = epochs[epochs["epochs"] == 12].sort_values("epoch")
+    assert long["epoch"].tolist() == list(range(1, 13))  # every epoch once
+    threads = long["threads"].tolist()
+    assert threads[0] == 1 and threads[-1] == 2, threads  # the thread column shows the change
+    grown = threads.index(2)
+    assert grown % 2 == 0 and threads == [1] * grown + [2] * (12 - grown)  # at a checkpoint, for good
+    logged = results.json_lines(next(d for d in results.trial_dirs(folder) if "epochs=12" in d.name) / results.EPOCHS_LOG)
+    assert [r["epoch"] for r in logged] == list(range(1, 13))  # none trained twice

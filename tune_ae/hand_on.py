@@ -1,0 +1,108 @@
+"""Cores handed on: when trials end and none waits, the trials still running take the freed CPUs.
+
+Ray reserves a trial's CPUs when its worker starts and never changes them while it runs, so a
+trial that is to get more is paused at one of its checkpoints and restarted with the larger
+request; it continues from that checkpoint (trainable.resume_point) and sets its threads from
+what Ray reserved (trainable.trial_device_and_threads), so Ray's accounting stays true and no
+epoch is lost or repeated. This is Tune's ResourceChangingScheduler's mechanism (pause, update
+the trial's resources, start it again), written as a small wrapper because that scheduler
+refuses `reuse_actors=True`, which the many-trial sweeps need (a new worker per trial costs
+seconds each): the pause happens only when no trial waits and the search has no more to
+give, and then Tune caches no actor, so the trial restarts on a new worker of its new size.
+
+Decided per node (a trial's node is the `node_id` it reports) by allocation.more_threads; a
+trial asks at each checkpoint it reports, so a freed core idles for at most one checkpoint
+interval of the trials still running.
+"""
+
+from __future__ import annotations
+
+import ray
+from ray.tune.experiment import Trial
+from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+
+from tune_ae import allocation, ray_internals
+
+
+def node_cpus() -> dict[str, float]:
+    """node id -> CPUs, of the alive nodes (asked at each decision: a restored sweep runs on a new Ray)."""
+    return {n["NodeID"]: n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n["Alive"]}
+
+
+class HandOnCores(TrialScheduler):
+    """Wraps the sweep's scheduler (FIFO or ASHA); its decisions stand, and a trial that would
+    continue at a checkpoint epoch is paused to restart with more CPUs when allocation.more_threads
+    gives it some. `enabled` is False for a fixed --cpus-per-trial."""
+
+    def __init__(self, base: TrialScheduler | None, checkpoint_every: int, enabled: bool = True):
+        super().__init__()
+        self.base = base or FIFOScheduler()
+        self.checkpoint_every, self.enabled = checkpoint_every, enabled
+        self.growing: dict[str, float] = {}  # trial id -> the CPUs it restarts with, until it has them
+
+    # --- the base scheduler decides what runs and what stops ---
+    def set_search_properties(self, metric, mode, **spec) -> bool:
+        return self.base.set_search_properties(metric, mode, **spec)
+
+    def on_trial_add(self, tune_controller, trial):
+        self.base.on_trial_add(tune_controller, trial)
+
+    def on_trial_error(self, tune_controller, trial):
+        self.growing.pop(trial.trial_id, None)
+        self.base.on_trial_error(tune_controller, trial)
+
+    def on_trial_complete(self, tune_controller, trial, result):
+        self.growing.pop(trial.trial_id, None)
+        self.base.on_trial_complete(tune_controller, trial, result)
+
+    def on_trial_remove(self, tune_controller, trial):
+        self.growing.pop(trial.trial_id, None)
+        self.base.on_trial_remove(tune_controller, trial)
+
+    def debug_string(self) -> str:
+        return f"{self.base.debug_string()} (cores handed on: {'on' if self.enabled else 'off'})"
+
+    # --- and this one grows a trial at its checkpoints ---
+    def on_trial_result(self, tune_controller, trial, result) -> str:
+        decision = self.base.on_trial_result(tune_controller, trial, result)
+        if decision != TrialScheduler.CONTINUE or not self.enabled or not self.at_checkpoint(trial, result):
+            return decision
+        more = self.more_cpus(tune_controller, trial, result)
+        if more is None:
+            return decision
+        self.growing[trial.trial_id] = float(more)
+        return TrialScheduler.PAUSE
+
+    def choose_trial_to_run(self, tune_controller) -> Trial | None:
+        for trial in tune_controller.get_trials():
+            cpus = self.growing.get(trial.trial_id)
+            if cpus is not None and trial.status == Trial.PAUSED:
+                ray_internals.set_resources(trial, {**self.resources(trial), "cpu": cpus})
+                del self.growing[trial.trial_id]
+        return self.base.choose_trial_to_run(tune_controller)
+
+    def at_checkpoint(self, trial, result) -> bool:
+        epoch = result.get("epoch", 0)
+        return epoch % self.checkpoint_every == 0 and epoch < trial.config["epochs"]
+
+    @staticmethod
+    def resources(trial) -> dict:
+        required = trial.placement_group_factory.required_resources
+        return {"cpu": required.get("CPU", 0.0), "gpu": required.get("GPU", 0.0)}
+
+    def cpus(self, trial) -> float:
+        return self.growing.get(trial.trial_id, self.resources(trial)["cpu"])
+
+    def more_cpus(self, tune_controller, trial, result) -> int | None:
+        """The CPUs `trial` restarts with, or None: only when no trial waits and none is to come."""
+        trials = tune_controller.get_trials()
+        waiting = [t for t in trials if t.status in (Trial.PENDING, Trial.PAUSED) and t.trial_id not in self.growing]
+        if waiting or not tune_controller.search_alg.is_finished():
+            return None
+        node = result.get("node_id")
+        total = node_cpus().get(node)
+        if total is None:
+            return None
+        others = [self.cpus(t) for t in trials if t is not trial and (t.last_result or {}).get("node_id") == node
+                  and (t.status == Trial.RUNNING or t.trial_id in self.growing)]
+        return allocation.more_threads(total, self.cpus(trial), others)
