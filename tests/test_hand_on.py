@@ -51,16 +51,16 @@ def two_cpus(monkeypatch):
     monkeypatch.setattr(hand_on, "node_cpus", lambda: {"n": 2.0})
 
 
-def result(epoch):
-    return {"epoch": epoch, "node_id": "n"}
+def result(epoch, checkpointed=True):
+    return {"epoch": epoch, "node_id": "n", **({"checkpointed": True} if checkpointed else {})}
 
 
 def test_a_trial_grows_at_its_checkpoint_once_the_other_ended(two_cpus):
     a, b = FakeTrial("a"), FakeTrial("b")
-    controller, scheduler = FakeController([a, b]), hand_on.HandOnCores(None, checkpoint_every=2)
+    controller, scheduler = FakeController([a, b]), hand_on.HandOnCores()
     assert scheduler.on_trial_result(controller, a, result(2)) == TrialScheduler.CONTINUE  # b holds the other core
     b.status = Trial.TERMINATED
-    assert scheduler.on_trial_result(controller, a, result(3)) == TrialScheduler.CONTINUE  # not a checkpoint
+    assert scheduler.on_trial_result(controller, a, result(3, checkpointed=False)) == TrialScheduler.CONTINUE
     assert scheduler.on_trial_result(controller, a, result(4)) == TrialScheduler.PAUSE
     assert scheduler.choose_trial_to_run(controller) is None  # still saving: not touched while RUNNING
     a.status = Trial.PAUSED  # Tune paused it after the checkpoint
@@ -75,7 +75,7 @@ def test_a_trial_grows_at_its_checkpoint_once_the_other_ended(two_cpus):
 def test_no_trial_grows_while_others_wait_or_when_fixed(two_cpus, why):
     a = FakeTrial("a", node="elsewhere" if why == "another node" else "n")
     trials = [a, FakeTrial("b", status=Trial.PENDING)] if why == "a trial waits" else [a]
-    scheduler = hand_on.HandOnCores(None, checkpoint_every=2, enabled=why != "fixed CPUs")
+    scheduler = hand_on.HandOnCores(enabled=why != "fixed CPUs")
     controller = FakeController(trials, finished=why != "more trials to come")
     epoch = 10 if why == "its last epoch" else 4
     assert scheduler.on_trial_result(controller, a, {**result(epoch), "node_id": a.last_result["node_id"]}) \
@@ -84,29 +84,33 @@ def test_no_trial_grows_while_others_wait_or_when_fixed(two_cpus, why):
 
 def test_the_base_schedulers_stop_stands(two_cpus):
     a = FakeTrial("a")
-    scheduler = hand_on.HandOnCores(Decides(TrialScheduler.STOP), checkpoint_every=2)
+    scheduler = hand_on.HandOnCores(Decides(TrialScheduler.STOP))
     assert scheduler.on_trial_result(FakeController([a]), a, result(4)) == TrialScheduler.STOP
 
 
 def test_a_trial_left_alone_on_two_cpus_moves_to_two_threads_and_keeps_every_epoch_once(ray_session, tmp_path):
     """A 2-CPU Ray (ray_session): two trials at one thread each; the 2-epoch one ends, and the
-    12-epoch one restarts at its next checkpoint with both CPUs, from that checkpoint."""
+    long one checkpoints at the end of the epoch in which the core came free (its periodic
+    checkpoints are past its end) and restarts from there with both CPUs."""
     data = load_fashion_mnist(write_dataset(tmp_path / "d"), expect_full=False)
-    grid = Grid({"hidden": (8,), "epochs": (12, 2), "batch_size": (50,)})
-    s = SweepSettings(storage_path=str(tmp_path / "store"), name="handed", checkpoint_every=2, gpus_per_trial=0.0)
+    n = 300
+    grid = Grid({"hidden": (8,), "epochs": (n, 2), "batch_size": (50,)})
+    s = SweepSettings(storage_path=str(tmp_path / "store"), name="handed", checkpoint_every=1000, gpus_per_trial=0.0)
     assert tuner.trial_resources(s, 2) == {"cpu": 1.0, "gpu": 0.0}
     out = io.StringIO()
     progress = Progress(grid.swept(), [c.to_dict() for c in grid.trial_configs()], out=out)
     tuner.build_tuner(new_plan(grid, s), data, callbacks=[progress]).fit()
     folder = tmp_path / "store" / "handed"
-    assert "epochs=12  restarted with 2 CPUs (freed by trials that ended)" in out.getvalue(), out.getvalue()
+    assert f"epochs={n}  restarted with 2 CPUs (freed by trials that ended)" in out.getvalue(), out.getvalue()
     assert (results.load_trials(folder)["status"] == "done").all()
     epochs = results.load_epochs(folder)
-    long = epochs[epochs["epochs"] == 12].sort_values("epoch")
-    assert long["epoch"].tolist() == list(range(1, 13))  # every epoch once
+    long = epochs[epochs["epochs"] == n].sort_values("epoch")
+    assert long["epoch"].tolist() == list(range(1, n + 1))  # every epoch once
     threads = long["threads"].tolist()
     assert threads[0] == 1 and threads[-1] == 2, threads  # the thread column shows the change
     grown = threads.index(2)
-    assert grown % 2 == 0 and threads == [1] * grown + [2] * (12 - grown)  # at a checkpoint, for good
-    logged = results.json_lines(next(d for d in results.trial_dirs(folder) if "epochs=12" in d.name) / results.EPOCHS_LOG)
-    assert [r["epoch"] for r in logged] == list(range(1, 13))  # none trained twice
+    assert threads == [1] * grown + [2] * (n - grown)  # for good, from the checkpoint it restarted at
+    logged = results.json_lines(next(d for d in results.trial_dirs(folder) if f"epochs={n}" in d.name) / results.EPOCHS_LOG)
+    assert [r["epoch"] for r in logged] == list(range(1, n + 1))  # none trained twice
+    checkpointed = [r["epoch"] for r in logged if r.get("checkpointed")]
+    assert grown in checkpointed and checkpointed[-1] == n  # the freed core's (and the last)

@@ -302,3 +302,12 @@ def override_count(grid, added) -> int:
     if "seed" in added:
         return grid.n_trials * (1 + len(added["seed"]))
     return len(grid.points()) * added["num_samples"][1]
+
+
+def test_a_resume_may_fix_the_cpus_of_an_auto_experiment_and_the_plan_says_so(tmp_path):
+    folder = make_experiment(tmp_path, GRID)  # recorded with --cpus-per-trial auto, the default
+    assert experiment.read_meta(folder)["settings"]["cpus_per_trial"] is None
+    p = make(tmp_path, "--resume", "--name", "e", "--cpus-per-trial", "1")
+    assert p.changed == {"cpus_per_trial": [None, 1.0]} and p.settings.cpus_per_trial == 1.0
+    assert "setting cpus_per_trial: auto -> 1.0" in plan.describe(p)
+    assert make(tmp_path, "--resume", "--name", "e").changed == {}  # no flag: the recorded auto stays

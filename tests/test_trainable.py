@@ -104,3 +104,12 @@ def test_resuming_a_sweep_from_before_a_field_existed_runs_it_at_the_default(ray
     tuner.restore_tuner(tmp_path / "store" / "old", grid, s, resources, data, callbacks=[ApplyOnResume(resources, 0)]).fit()
     trials = results.load_trials(tmp_path / "store" / "old")
     assert trials["status"].tolist() == ["done"] and trials["weight_decay"].tolist() == [0.0]
+
+
+def test_freed_cores_say_so_once_per_freeing(monkeypatch):
+    from tune_ae import ray_internals, trainable
+
+    seen = iter([0.0, 1.0, 1.0, 0.0, 2.0, 3.0, 0.5])
+    monkeypatch.setattr(ray_internals, "free_cpus", lambda node: next(seen))
+    freed = trainable.FreedCores("n")
+    assert [freed.came_free() for _ in range(7)] == [False, True, False, False, True, True, False]

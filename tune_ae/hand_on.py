@@ -10,9 +10,10 @@ refuses `reuse_actors=True`, which the many-trial sweeps need (a new worker per 
 seconds each): the pause happens only when no trial waits and the search has no more to
 give, and then Tune caches no actor, so the trial restarts on a new worker of its new size.
 
-Decided per node (a trial's node is the `node_id` it reports) by allocation.more_threads; a
-trial asks at each checkpoint it reports, so a freed core idles for at most one checkpoint
-interval of the trials still running.
+Decided per node (a trial's node is the `node_id` it reports) by allocation.more_threads at
+each checkpoint a trial reports; under auto a trial also checkpoints at the end of the epoch in
+which cores came free on its node (trainable.FreedCores), so a freed core idles for about one
+epoch of the trials still running, not a whole checkpoint interval.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from tune_ae import allocation, ray_internals
+from tune_ae.trainable import CHECKPOINTED
 
 
 def node_cpus() -> dict[str, float]:
@@ -31,13 +33,12 @@ def node_cpus() -> dict[str, float]:
 
 class HandOnCores(TrialScheduler):
     """Wraps the sweep's scheduler (FIFO or ASHA); its decisions stand, and a trial that would
-    continue at a checkpoint epoch is paused to restart with more CPUs when allocation.more_threads
+    continue after a result with a checkpoint is paused to restart with more CPUs when allocation.more_threads
     gives it some. `enabled` is False for a fixed --cpus-per-trial."""
 
-    def __init__(self, base: TrialScheduler | None, checkpoint_every: int, enabled: bool = True):
+    def __init__(self, base: TrialScheduler | None = None, enabled: bool = True):
         super().__init__()
-        self.base = base or FIFOScheduler()
-        self.checkpoint_every, self.enabled = checkpoint_every, enabled
+        self.base, self.enabled = base or FIFOScheduler(), enabled
         self.growing: dict[str, float] = {}  # trial id -> the CPUs it restarts with, until it has them
 
     # --- the base scheduler decides what runs and what stops ---
@@ -81,9 +82,9 @@ class HandOnCores(TrialScheduler):
                 del self.growing[trial.trial_id]
         return self.base.choose_trial_to_run(tune_controller)
 
-    def at_checkpoint(self, trial, result) -> bool:
-        epoch = result.get("epoch", 0)
-        return epoch % self.checkpoint_every == 0 and epoch < trial.config["epochs"]
+    @staticmethod
+    def at_checkpoint(trial, result) -> bool:
+        return bool(result.get(CHECKPOINTED)) and result.get("epoch", 0) < trial.config["epochs"]
 
     @staticmethod
     def resources(trial) -> dict:

@@ -82,6 +82,11 @@ class Plan:
         return self.mode != "new"
 
 
+def shown(value) -> str:
+    """A setting's value as its flag says it: None is `auto` (--cpus-per-trial, --gpus-per-trial)."""
+    return "auto" if value is None else str(value)
+
+
 def folder_name(config: dict) -> str:
     """A trial's folder, named by its full config: the same trial gets the same folder in every
     Tuner of the experiment, so one started afresh continues from the checkpoints already there."""
@@ -367,7 +372,7 @@ def describe(plan: Plan, swept: list[str] | None = None) -> str:
     swept = swept or plan.grid.swept() or ["hidden"]
     lines = [f"experiment {plan.settings.name} in {plan.settings.storage_path}",
              f"mode: {plan.mode}" + (f" ({plan.why})" if plan.why else "")]
-    lines += [f"setting {k}: {old} -> {new}" for k, (old, new) in plan.changed.items()]
+    lines += [f"setting {k}: {shown(old)} -> {shown(new)}" for k, (old, new) in plan.changed.items()]
     if plan.added:
         lines.append("adds: " + ", ".join(f"{k} {' '.join(map(str, v))}" for k, v in plan.added.items()))
     lines += [f"set aside: {name} (does not parse)" for name in plan.set_aside]

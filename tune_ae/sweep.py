@@ -21,7 +21,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from tune_ae import callbacks, experiment, preflight, ray_internals, ray_start, record, signals, storage, tuner
 from tune_ae.config import ConfigError
 from tune_ae.data import FashionMNIST
-from tune_ae.plan import Plan, as_continued
+from tune_ae.plan import Plan, as_continued, shown
 from tune_ae.trainable import train_autoencoder
 
 TUNE_LOG = "tune.log"  # Tune's and Ray's driver log, inside the experiment folder
@@ -158,7 +158,7 @@ def announce(plan: Plan, resources: dict) -> None:
         print(f"{name}: {plan.why}; continuing every trial from the checkpoints in its folder")
     auto = " (auto: more as others end)" if plan.settings.cpus_per_trial is None else ""
     for key, (old, new) in plan.changed.items():  # said once the checks let them take effect
-        print(f"resume: {key} {old} -> {new}")
+        print(f"resume: {key} {shown(old)} -> {shown(new)}")
     print(f"{'resuming' if plan.continuing else 'running'} {name}: {len(plan.to_run)} "
           f"trial(s), {resources['cpu']:g} CPU{auto} and {resources['gpu']:g} GPU each; Tune's log: {plan.folder / TUNE_LOG}",
           flush=True)

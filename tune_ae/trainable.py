@@ -140,6 +140,26 @@ class EarlierCheckpoints:
         self.earlier = self.earlier[drop:]
 
 
+CHECKPOINTED = "checkpointed"  # in a result that comes with a checkpoint: hand_on.py may pause the trial there
+
+
+class FreedCores:
+    """Under --cpus-per-trial auto: whether CPUs came free on this trial's node since the last look
+    (a trial ended and none took its cores), so that the trial checkpoints at once and hand_on.py
+    can give them to it, instead of letting them idle until its next periodic checkpoint. Once per
+    freeing: cores that stay free (none of the trials can use them) cost one checkpoint, not one
+    per epoch."""
+
+    def __init__(self, node_id: str):
+        self.node_id, self.free = node_id, 0.0
+
+    def came_free(self) -> bool:
+        free = ray_internals.free_cpus(self.node_id)
+        more = free >= 1 and free > self.free
+        self.free = free
+        return more
+
+
 def start_point(trial: TrialConfig, device: torch.device, cuda_graphs: bool, experiment: str | None):
     """(state or None, history, set aside): where this start of the trial begins."""
     if experiment is not None:
@@ -152,8 +172,11 @@ def start_point(trial: TrialConfig, device: torch.device, cuda_graphs: bool, exp
 
 
 def train_autoencoder(config: dict, data: FashionMNIST, checkpoint_every: int, cuda_graphs: bool = True,
-                      experiment: str | None = None, keep_checkpoints: int | None = None) -> None:
+                      experiment: str | None = None, keep_checkpoints: int | None = None, hand_on: bool = False) -> None:
     """Train `config` (TrialConfig fields); `data` arrives once per node via the object store.
+
+    A checkpoint every `checkpoint_every` epochs and at the last; with `hand_on` (--cpus-per-trial
+    auto) also right after an epoch at whose end CPUs came free on the trial's node (FreedCores).
 
     `experiment` is the experiment folder (or URI) whose trial folders hold the checkpoints;
     without it the trial resumes only from the checkpoint Tune hands it. A checkpoint written
@@ -185,6 +208,7 @@ def train_autoencoder(config: dict, data: FashionMNIST, checkpoint_every: int, c
         "trial_started_at": started_at,
         "trial_id": tune.get_context().get_trial_id(),
     }
+    freed = FreedCores(identity["node_id"]) if hand_on else None
     # For the driver's progress lines (callbacks.Progress), in this start's first result only.
     start = {"resumed_from_epoch": resumed_from, **({"set_aside": "; ".join(set_aside)} if set_aside else {})}
     if state.epoch >= trial.epochs and history:  # finished before this start: report its end again, train nothing
@@ -199,12 +223,12 @@ def train_autoencoder(config: dict, data: FashionMNIST, checkpoint_every: int, c
         history.append(json.loads(json.dumps(result, default=str)))  # plain types: state.pt loads weights_only
         result = {**result, **start}
         start = {}
-        if epoch % checkpoint_every and epoch != trial.epochs:
+        if epoch % checkpoint_every and epoch != trial.epochs and not (freed and freed.came_free()):
             tune.report(result)
             continue
         with tempfile.TemporaryDirectory() as folder:
             train.save(state, trial, Path(folder) / train.STATE_FILE)
             (Path(folder) / HISTORY_FILE).write_text("".join(json.dumps(row, default=str) + "\n" for row in history))
-            tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
+            tune.report({**result, CHECKPOINTED: True}, checkpoint=tune.Checkpoint.from_directory(folder))
         if earlier is not None:
             earlier.one_written()

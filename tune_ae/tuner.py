@@ -80,6 +80,7 @@ def wrapped_trainable(settings: SweepSettings, resources: dict, data: FashionMNI
     # `experiment`: where each trial finds its checkpoints (trainable.resume_point).
     fn = tune.with_parameters(trainable, data=data, checkpoint_every=settings.checkpoint_every,
                               cuda_graphs=settings.cuda_graphs, keep_checkpoints=settings.keep_checkpoints,
+                              hand_on=settings.cpus_per_trial is None,
                               experiment=storage.experiment_uri(settings.storage_path, settings.name))
     return tune.with_resources(fn, resources)
 
@@ -101,8 +102,7 @@ def run_config(grid: Grid, settings: SweepSettings, callbacks: list) -> tune.Run
 
 def scheduler(grid: Grid, settings: SweepSettings) -> HandOnCores:
     """The sweep's scheduler (ASHA or FIFO), wrapped to hand cores on under --cpus-per-trial auto."""
-    return HandOnCores(asha(grid) if settings.scheduler == "asha" else None, settings.checkpoint_every,
-                       enabled=settings.cpus_per_trial is None)
+    return HandOnCores(asha(grid) if settings.scheduler == "asha" else None, enabled=settings.cpus_per_trial is None)
 
 
 def asha(grid: Grid):
