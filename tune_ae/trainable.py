@@ -177,7 +177,6 @@ def train_autoencoder(config: dict, data: FashionMNIST, checkpoint_every: int, c
 
     A checkpoint every `checkpoint_every` epochs and at the last; with `hand_on` (--cpus-per-trial
     auto) also right after an epoch at whose end CPUs came free on the trial's node (FreedCores).
-
     `experiment` is the experiment folder (or URI) whose trial folders hold the checkpoints;
     without it the trial resumes only from the checkpoint Tune hands it. A checkpoint written
     on another device type (a CUDA trial restarted on a CPU-only node) resumes with re-derived
