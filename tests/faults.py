@@ -13,7 +13,7 @@ def crash_once_at_epoch(epoch: int, marker_dir: str, before_crash=None):
     `before_crash(trial_dir)`, if given, runs just before the crash (e.g. to alter a checkpoint).
     """
 
-    def flaky(config, data, checkpoint_every, cuda_graphs=True, experiment=None, keep_checkpoints=None):
+    def flaky(config, data, checkpoint_every, cuda_graphs=True, experiment=None, keep_checkpoints=None, hand_on=False):
         marker = Path(marker_dir) / f"crashed-h{config['hidden']}-s{config['seed']}"
         real_epoch = train.train_epoch
 
@@ -29,7 +29,7 @@ def crash_once_at_epoch(epoch: int, marker_dir: str, before_crash=None):
 
         train.train_epoch = crashing_epoch  # train.train looks it up at call time
         try:
-            trainable.train_autoencoder(config, data, checkpoint_every, cuda_graphs, experiment, keep_checkpoints)
+            trainable.train_autoencoder(config, data, checkpoint_every, cuda_graphs, experiment, keep_checkpoints, hand_on)
         finally:
             train.train_epoch = real_epoch
 

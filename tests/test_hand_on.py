@@ -93,8 +93,8 @@ def test_a_trial_left_alone_on_two_cpus_moves_to_two_threads_and_keeps_every_epo
     long one checkpoints at the end of the epoch in which the core came free (its periodic
     checkpoints are past its end) and restarts from there with both CPUs."""
     data = load_fashion_mnist(write_dataset(tmp_path / "d"), expect_full=False)
-    n = 300
-    grid = Grid({"hidden": (8,), "epochs": (n, 2), "batch_size": (50,)})
+    n = 60  # at ~25 ms an epoch (30 steps of 10 images): the core comes free well before its end
+    grid = Grid({"hidden": (8,), "epochs": (n, 2), "batch_size": (10,)})
     s = SweepSettings(storage_path=str(tmp_path / "store"), name="handed", checkpoint_every=1000, gpus_per_trial=0.0)
     assert tuner.trial_resources(s, 2) == {"cpu": 1.0, "gpu": 0.0}
     out = io.StringIO()

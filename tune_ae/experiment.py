@@ -83,6 +83,14 @@ def write_meta(folder: Path, grid_name: str, grid: Grid, settings: SweepSettings
     return _write(folder, meta)
 
 
+def record_pca(folder: Path, pca: dict[int, float]) -> None:
+    """PCA's validation MSE at k = h per width into the record's data entry: the reference
+    `tune-ae list` divides each width's best val_loss by."""
+    meta = read_meta(folder)
+    meta["data"]["pca_val_mse"] = {**meta["data"].get("pca_val_mse", {}), **{str(k): v for k, v in pca.items()}}
+    _write(folder, meta)
+
+
 def add_to_last_run(folder: Path, values: dict) -> None:
     """Extend the newest run entry of the record (e.g. its timings, known only at its end)."""
     meta = read_meta(folder)

@@ -18,7 +18,7 @@ from typing import Callable
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from tune_ae import callbacks, experiment, preflight, ray_internals, ray_start, record, signals, storage, tuner
+from tune_ae import baselines, callbacks, experiment, preflight, ray_internals, ray_start, record, signals, storage, tuner
 from tune_ae.config import ConfigError
 from tune_ae.data import FashionMNIST
 from tune_ae.plan import Plan, as_continued, shown
@@ -107,6 +107,10 @@ def write_record(plan: Plan, data: FashionMNIST, address: str | None, command: l
     changes, adds, and whether a new Tuner carries it)."""
     data_info = {"folder": data.folder, "subset": plan.grid.subset,
                  "train_images": len(data.train_images), "test_images": len(data.test_images)}
+    pca = baselines.cached_pca_mse(data.train_images, data.train_labels, data.test_images, data.test_labels,
+                                   sorted(set(plan.grid.values("hidden"))))
+    if pca:  # tune-ae list's reference; otherwise the report records it
+        data_info["pca_val_mse"] = {str(k): v for k, v in pca.items()}
     this_run = {**experiment.this_run(address, command), "mode": plan.mode, "changed_settings": plan.changed,
                 "restarted": plan.mode in ("continue", "extend")}
     if plan.added is not None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from tune_ae import labels
-from tune_ae.experiment import write_text_whole, write_whole
+from tune_ae.experiment import record_pca, write_text_whole, write_whole
 import tune_ae.report.markdown as markdown
 import tune_ae.report.tables as tables
 from tune_ae.report.tables import ReportError
@@ -42,6 +42,7 @@ def write_report(folder: str | Path, data_dir: str | None = None) -> Path:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a left-out trial warns; here report.md and ReportIncomplete name it
         t = tables.build(folder, data_dir)
+    record_pca(folder, {int(h): float(v) for h, v in t.summary.groupby("hidden")["pca_val_mse"].first().items()})
     write_whole(folder / "summary.csv", lambda tmp: t.summary.to_csv(tmp, index=False))
     write_whole(folder / "spread.csv", lambda tmp: t.spread.to_csv(tmp, index=False))
     (folder / "figures").mkdir(exist_ok=True)
