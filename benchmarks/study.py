@@ -8,7 +8,8 @@ ReLU output and dropout 0.1, and the best of six fixed configurations per width)
 any other experiment to compare the cost with (e.g. a grid of as many trials). Prints the
 machine, per width: the search's best final val_loss and its values, the recipe's and the
 ablation's best at the same epochs, PCA's at k = h, each as a multiple of PCA, and each
-searched field's importance; then per experiment its trials, the epochs they trained and the
+searched field's importance; then every experiment's best per width side by side (report/comparison.py,
+what `tune-ae compare` writes), and per experiment its trials, the epochs they trained and the
 wall time its runs recorded (Ray's start, the fit, the tables and the report: tune_ae/experiment.json's
 phases, which leave out the command's own start, a few seconds).
 """
@@ -33,6 +34,7 @@ def main(argv: list[str]) -> int:
 
     from tune_ae import results
     from tune_ae.bench.measure import machine, machine_line
+    from tune_ae.report import comparison
     from tune_ae.report.tables import build, seed_spread
 
     folders = [Path(a).expanduser().resolve() for a in argv]
@@ -59,7 +61,8 @@ def main(argv: list[str]) -> int:
         print(table.to_string(float_format=lambda v: f"{v:.4g}"))
         print("\nimportance of each searched field for the final val_loss, per width (fANOVA):")
         print(search.importance.set_index("hidden").to_string(float_format=lambda v: f"{v:.2f}"))
-    print()
+    print("\neach experiment's best final val_loss per width, side by side (`tune-ae compare` writes it with figures):")
+    print(comparison.markdown(comparison.best_by_width(folders)))
     for folder in folders:
         trials = results.load_table(folder, "trials")
         counts = ", ".join(f"{n} {s}" for s, n in trials["status"].value_counts().items())

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
-COMMANDS = ("run", "report", "bench", "dashboard", "list")
-USAGE = "usage: tune-ae {run,report,bench,dashboard,list} [ARGS...]   (tune-ae COMMAND --help for each)"
+COMMANDS = ("run", "report", "bench", "dashboard", "list", "compare")
+USAGE = "usage: tune-ae {run,report,bench,dashboard,list,compare} [ARGS...]   (tune-ae COMMAND --help for each)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
         from tune_ae.bench.__main__ import main as command_main
     elif command == "list":
         from tune_ae.listing import main as command_main
+    elif command == "compare":
+        from tune_ae.compare import main as command_main
     else:
         from tune_ae.dashboard import main as command_main
     return command_main(rest, prog=f"tune-ae {command}")
