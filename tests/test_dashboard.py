@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -379,3 +380,59 @@ def test_stop_with_takes_a_process_id(tmp_path, capsys):
     folder = made_experiment(tmp_path / "exp")
     assert dashboard.main([str(folder), "--stop-with", "0"]) == 2
     assert capsys.readouterr().err == "error: --stop-with takes a process id (a positive integer), got 0\n"
+
+
+def test_a_storage_paths_page_lists_every_experiment_opens_one_and_compares_two(browser, smoke_experiment, tmp_path):
+    """`tune-ae dashboard STORAGE` on a folder with a finished, an interrupted and a running
+    experiment (copies of the smoke sweep; one's record given a start with no end, one's lock
+    held here), a folder that is not an experiment and a record cut short."""
+    root = tmp_path / "store"
+    for name in ("finished", "interrupted", "running"):
+        shutil.copytree(smoke_experiment[0], root / name)
+    entries = [json.loads(line) for line in (root / "interrupted" / "tune_ae" / "trials.jsonl").read_text().splitlines()]
+    start = next(e for e in entries if e["event"] == "start")
+    with (root / "interrupted" / "tune_ae" / "trials.jsonl").open("a") as f:
+        f.write(json.dumps({**start, "at": time.time()}) + "\n")  # begun again, never ended: the run was killed
+    (root / "photos").mkdir()
+    (root / "half" / "tune_ae").mkdir(parents=True)
+    (root / "half" / "tune_ae" / "experiment.json").write_text('{"runs": [')
+    lock.acquire(root / "running")
+    port = free_port()
+    page = serve(root, port)
+    try:
+        assert page.said.startswith(f"dashboard of the experiments in {root}: http://127.0.0.1:{port}/")
+        browser.goto(f"http://127.0.0.1:{port}/")
+        statuses = {row.get_attribute("data-name"): row.locator(".status").inner_text()
+                    for row in browser.locator("#rows tr").all()}
+        assert statuses["finished"] == "finished" and statuses["interrupted"] == "interrupted"
+        assert statuses["running"] == "running" and statuses["photos"].startswith("not an experiment")
+        assert statuses["half"].startswith("not complete (its record does not read")
+        shot = Path(os.environ.get("TUNE_AE_SCREENSHOTS", tmp_path))
+        shot.mkdir(parents=True, exist_ok=True)
+        browser.screenshot(path=str(shot / "experiments.png"), full_page=True)
+
+        browser.get_by_role("link", name="finished", exact=True).click()  # one click: its curves
+        browser.wait_for_function("document.body.innerText.includes('Intermediate values')", timeout=30_000)
+        assert "val_loss" in browser.inner_text("body")  # the objective by its name, not "Objective 0"
+
+        browser.goto(f"http://127.0.0.1:{port}/")
+        browser.locator("input[value=finished]").check()
+        browser.locator("input[value=interrupted]").check()
+        browser.locator("#compare").click()
+        browser.wait_for_function("document.querySelector('#curves') && document.querySelector('#curves').complete "
+                                  "&& document.querySelector('#final').complete", timeout=60_000)
+        assert browser.locator("h1").inner_text() == "Compared: finished, interrupted"
+        header = browser.locator("#compared th").all_inner_texts()
+        assert header == ["h", "finished", "interrupted", "PCA, k = h"]
+        for image in ("#final", "#curves"):
+            assert browser.eval_on_selector(image, "i => i.naturalWidth") > 300
+        browser.screenshot(path=str(shot / "compare.png"), full_page=True)
+
+        refused = urllib.request.Request(f"http://127.0.0.1:{port}/api/studies/0", method="DELETE")
+        with pytest.raises(urllib.error.HTTPError) as answer:
+            urllib.request.urlopen(refused, timeout=30)
+        assert answer.value.code == 403  # read-only: optuna-dashboard's delete refused
+        assert (root / "finished" / journal.JOURNAL).is_file()
+    finally:
+        stop(page)
+        lock.release(root / "running")

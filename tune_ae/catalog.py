@@ -75,7 +75,8 @@ def describe(folder: Path) -> Entry:
         entry.started, entry.host = str(runs[0].get("started", "")) if runs else "", str(runs[-1].get("host", "")) if runs else ""
         entry.pca = {int(h): float(v) for h, v in (meta.get("data", {}).get("pca_val_mse") or {}).items()}
     except (ConfigError, KeyError, TypeError, ValueError, AttributeError) as err:
-        return Entry(folder.name, "not complete", f"its record does not read: {str(err).splitlines()[0][:200]}")
+        said = str(err).splitlines()[0].split("; ")[0] if str(err) else type(err).__name__
+        return Entry(folder.name, "not complete", f"its record does not read: {said[:200]}")
     entry.duration_s = recorded_seconds(runs)
     trials = record.trials(folder)
     entry.finished = sum(1 for t in trials.values() if t.status in record.FINISHED)

@@ -1,4 +1,7 @@
-"""`tune-ae dashboard EXPERIMENT [--port P]` (also `python -m tune_ae.dashboard`): a live page.
+"""`tune-ae dashboard EXPERIMENT|STORAGE [--port P]` (also `python -m tune_ae.dashboard`): a live page.
+
+Given a folder of experiments (a storage path) it serves storage_page.py's page of all of them
+instead; what follows is the page of one experiment.
 
 optuna-dashboard serves the experiment's Optuna journal (journal.py), which the sweep's driver
 writes as results arrive: every trial with its status and parameters, val_loss per epoch as
@@ -10,7 +13,8 @@ with one behind its tables, gets it rebuilt from its tables; a folder that canno
 page then shows the tables as they are, not live.
 
 Bound to 127.0.0.1: from a laptop, forward the port over SSH (`ssh -L 8080:localhost:8080
-HEAD`). There is no login: a --host that is not loopback says so. `--stop-with PID` stops the
+HEAD`). There is no login: a --host that is not loopback says so. Either page only reads:
+every request that is not a GET or HEAD is refused (403). `--stop-with PID` stops the
 page when process PID ends, however it ends (run --dashboard names its driver). Exit codes: 0
 stopped with Ctrl-C or by --stop-with, 2 bad input (no experiment there, the port in use,
 optuna-dashboard missing, a journal that cannot be written).
@@ -46,7 +50,8 @@ def build_parser(prog: str = "python -m tune_ae.dashboard") -> Parser:
     p = Parser(prog=prog, description="A live page of an experiment (running, interrupted or finished): trials, "
                "learning curves, parallel coordinates and importance (optuna-dashboard), and the report once written. "
                "Stop it with Ctrl-C.")
-    p.add_argument("experiment", help="the experiment folder (STORAGE_PATH/NAME)")
+    p.add_argument("experiment", help="the experiment folder (STORAGE_PATH/NAME), or a storage path: one page of "
+                                      "all its experiments, each opening its own, and a compare view")
     p.add_argument("--port", type=int, default=8080, help="port to serve on (default 8080)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1, this machine only; anything else serves every machine "
@@ -59,12 +64,17 @@ def build_parser(prog: str = "python -m tune_ae.dashboard") -> Parser:
 
 def check(folder: Path, port: int, stop_with: int | None = None) -> None:
     if not has_record(folder):
-        raise ConfigError(f"{folder} is not a tune_ae experiment (no {META_FILE}); give STORAGE_PATH/NAME of one")
+        raise ConfigError(f"{folder} is not a tune_ae experiment (no {META_FILE}) nor a folder of experiments; "
+                          "give STORAGE_PATH/NAME of one, or the storage path")
+    check_port(port, stop_with)
+    read_meta(folder)  # a record that does not read is one line here, not a traceback later
+
+
+def check_port(port: int, stop_with: int | None = None) -> None:
     if not 0 < port < 65536:
         raise ConfigError(f"--port must be in 1..65535, got {port}")
     if stop_with is not None and stop_with <= 0:  # 0 and below name process groups to os.kill, not a process
         raise ConfigError(f"--stop-with takes a process id (a positive integer), got {stop_with}")
-    read_meta(folder)  # a record that does not read is one line here, not a traceback later
 
 
 def stop_with(pid: int) -> None:
@@ -247,7 +257,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m tune_ae.dashboard
     signal.signal(signal.SIGINT, signal.default_int_handler)
     args = build_parser(prog).parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        return serve_experiment(args)
+        return serve(args)
     except KeyboardInterrupt:  # Ctrl-C whenever it comes, serving or still starting: a stop, not a traceback
         # One stop: a second SIGINT (--stop-with's, a second Ctrl-C) would cut this one short.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -267,8 +277,54 @@ def say(line: str) -> None:
         os.close(devnull)
 
 
-def serve_experiment(args) -> int:
+def serve(args) -> int:
+    """One experiment's page, or, for a folder of experiments, the storage page (storage_page.py)."""
     folder = Path(args.experiment).expanduser().resolve()
+    if not has_record(folder) and folder.is_dir() and not (folder / META_FILE).parent.is_dir():
+        return serve_storage(folder, args)
+    return serve_experiment(folder, args)
+
+
+def read_only(app) -> None:
+    """Refuse every request that would change something (optuna-dashboard's deleting a study,
+    telling a trial, saving a note): only a sweep's driver writes its experiment."""
+    from bottle import HTTPError, request
+
+    def refuse():
+        if request.method not in ("GET", "HEAD"):
+            raise HTTPError(403, "this page is read-only: only a sweep's driver writes its experiment")
+
+    app.add_hook("before_request", refuse)
+
+
+def serve_storage(root: Path, args) -> int:
+    """The page of every experiment under `root` until Ctrl-C."""
+    try:
+        check_port(args.port, args.stop_with)
+        if args.stop_with is not None:
+            stop_with(args.stop_with)
+        try:
+            from optuna_dashboard import wsgi
+        except ImportError:
+            raise ConfigError("optuna-dashboard is not installed; pip install optuna-dashboard (a dependency of "
+                              "tune_ae: reinstall it)") from None
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return USAGE_ERROR
+    from tune_ae import storage_page
+    from tune_ae.many_journals import ExperimentsStorage
+
+    scratch = Path(tempfile.mkdtemp(prefix="tune_ae-dashboard-"))
+    try:
+        storage = ExperimentsStorage(root)
+        app = wsgi(storage)
+        storage_page.add_routes(app, root, storage, scratch)
+        return serve_app(app, f"the experiments in {root}", args)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def serve_experiment(folder: Path, args) -> int:
     try:
         check(folder, args.port, args.stop_with)
         if args.stop_with is not None:  # before the slow part: a driver gone while it runs stops it too
@@ -296,8 +352,13 @@ def serve_experiment(args) -> int:
 
 def serve_journal(folder: Path, file: Path, args) -> int:
     """Serve the page of `folder` from the journal `file` until Ctrl-C."""
+    return serve_app(app_for(folder, file), folder.name, args)
+
+
+def serve_app(app, what: str, args) -> int:
+    """Serve `app`, read-only, on --host and --port until Ctrl-C."""
+    read_only(app)
     try:
-        app = app_for(folder, file)
         server = make_server(args.host, args.port, app, server_class=ThreadedServer, handler_class=QuietHandler)
     except OSError as err:
         if err.errno in (errno.EADDRINUSE, errno.EACCES):
@@ -311,7 +372,7 @@ def serve_journal(folder: Path, file: Path, args) -> int:
             print(f"warning: serving on {args.host}: every machine that reaches this one sees the experiment, with no "
                   "login; prefer the default 127.0.0.1 and an SSH port forward", file=sys.stderr)
         host = f"[{args.host}]" if ":" in args.host else args.host
-        say(f"dashboard of {folder.name}: http://{host}:{server.server_port}/  (Ctrl-C stops it)")
+        say(f"dashboard of {what}: http://{host}:{server.server_port}/  (Ctrl-C stops it)")
         serve_until_interrupted(server)
     finally:
         server.server_close()
