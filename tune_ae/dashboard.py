@@ -35,7 +35,7 @@ from pathlib import Path
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from tune_ae import journal, lock
+from tune_ae import catalog, journal
 from tune_ae.args import OK, USAGE_ERROR, Parser, exit_now
 from tune_ae.config import ConfigError
 from tune_ae.experiment import META_FILE, has_record, read_meta, recorded_grid
@@ -130,14 +130,6 @@ def ended(pid: int) -> bool:
         return False
 
 
-def sweep_running(folder: Path) -> bool:
-    try:
-        lock.check_free(folder)
-        return False
-    except ConfigError:
-        return True
-
-
 def journal_to_serve(folder: Path) -> tuple[Path, bool]:
     """(the journal file the page serves, whether it is a temporary one the caller removes).
 
@@ -145,7 +137,7 @@ def journal_to_serve(folder: Path) -> tuple[Path, bool]:
     unless a sweep is running there (its driver writes it: it rebuilds one it finds so itself).
     A folder that cannot be written gets the rebuilt journal in a temporary folder instead, and
     one line saying that the page shows the tables as they are, not live."""
-    if sweep_running(folder) or journal.current(folder):
+    if catalog.running(folder) or journal.current(folder):
         return journal.path(folder), False
     grid = recorded_grid(read_meta(folder))
     try:
