@@ -1,6 +1,10 @@
 """catalog.py: every folder under a storage path summarised from its records, whatever state it is in."""
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 
 from tune_ae import catalog, experiment, lock, record
 from tune_ae.config import SweepSettings
@@ -73,3 +77,27 @@ def test_an_older_folder_or_a_record_without_runs_never_breaks_the_list(tmp_path
     assert entries["old"].status == "interrupted" and "older tune_ae" in entries["old"].why
     assert entries["odd"].status == "not complete" and "does not read" in entries["odd"].why
     assert catalog.scan(tmp_path / "missing") == []
+
+
+def test_damaged_values_inside_readable_files_are_a_status_not_a_crash(tmp_path):
+    bad_events = make(tmp_path, "events", "2026-12-01T10:00:00+00:00", [("done", 0.02), ("done", 0.005)])
+    with (bad_events / record.TRIALS_FILE).open("a") as f:
+        f.write(json.dumps({"event": "start", "trial": "x", "config": "abc", "sample": "y"}) + "\n")
+    timings = make(tmp_path, "timings", "2026-12-01T10:00:00+00:00", [("done", 0.02), ("done", 0.005)])
+    meta = json.loads((timings / experiment.META_FILE).read_text())
+    meta["runs"][0]["timings"] = "x"
+    (timings / experiment.META_FILE).write_text(json.dumps(meta))
+    huge = tmp_path / "huge"
+    huge.mkdir()
+    (huge / experiment.LEGACY_META_FILE).write_text(json.dumps({"grid": {"hidden": [64], "seeds": 10**9}, "runs": []}))
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    undecodable = tmp_path / "caf\udce9"  # a name that is not UTF-8
+    shutil.copytree(timings, undecodable)
+    entries = {e.name: e for e in catalog.scan(tmp_path)}
+    assert entries["events"].status == "finished" and entries["events"].best == {64: 0.02, 512: 0.005}
+    assert entries["timings"].status == "finished" and entries["timings"].duration_s is None
+    assert entries["huge"].status == "not complete" and "seeds must be a whole number" in entries["huge"].why
+    assert "loop" not in entries and entries["caf\udce9"].status == "finished"
+    shown = subprocess.run([sys.executable, "-m", "tune_ae", "list", str(tmp_path)], capture_output=True,
+                           env={**os.environ, "PYTHONIOENCODING": "utf-8"}, timeout=60)
+    assert shown.returncode == 0 and b"caf\\udce9" in shown.stdout and not shown.stderr, shown.stderr

@@ -28,3 +28,10 @@ def test_experiments_on_other_data_show_each_pca():
 
 def test_experiments_sharing_a_name_are_told_apart_by_their_storage():
     assert comparison.names([Path("/a/x"), Path("/b/x"), Path("/b/y")]) == ["a/x", "b/x", "y"]
+
+
+def test_a_ratio_that_cannot_be_taken_is_left_out_and_like_names_get_their_paths():
+    table = best([("a", 64, 0.02, 0.0)])
+    table["x_pca"] = float("nan")
+    assert comparison.markdown(table).splitlines()[-1] == "| 64 | 0.02 | 0 |"
+    assert comparison.names([Path("/p1/s/a"), Path("/p2/s/a")]) == ["/p1/s/a", "/p2/s/a"]

@@ -38,7 +38,8 @@ def test_crashed_trials_are_retried_from_their_checkpoints_even_one_written_on_c
 
     data = load_fashion_mnist(write_dataset(tmp_path / "d"), expect_full=False)
     grid = Grid({"hidden": (16, 32), "epochs": (6,), "batch_size": (50,)})
-    s = SweepSettings(storage_path=str(tmp_path / "store"), name="crash", checkpoint_every=2, max_failures=2)
+    s = SweepSettings(storage_path=str(tmp_path / "store"), name="crash", checkpoint_every=2, max_failures=2,
+                      cpus_per_trial=1)  # a fixed thread count: the reproducible mode
     markers = tmp_path / "markers"
     markers.mkdir()
     tuner.build_tuner(new_plan(grid, s), data, trainable=crash_once_at_epoch(3, str(markers), make_checkpoint_cuda_style)).fit()

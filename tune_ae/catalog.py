@@ -55,13 +55,20 @@ def scan(storage: str | Path) -> list[Entry]:
     """Every subfolder of `storage` (hidden ones, such as Tune's and tune_ae's own, left out),
     newest first; those with no start known last, by name."""
     root = Path(storage).expanduser()
-    folders = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")] if root.is_dir() else []
+    folders = [p for p in root.iterdir() if is_folder(p) and not p.name.startswith(".")] if root.is_dir() else []
     entries = sorted((describe(folder) for folder in folders), key=lambda e: e.name)
     return sorted(entries, key=lambda e: e.started, reverse=True)  # ISO times sort as text; "" last; stable
 
 
 def describe(folder: Path) -> Entry:
     """The summary of one folder; never raises for what is in it."""
+    try:
+        return summarise(folder)
+    except OSError as err:  # a folder or file this user cannot read
+        return Entry(folder.name, "not complete", f"cannot be read: {err.strerror or err}")
+
+
+def summarise(folder: Path) -> Entry:
     if not has_record(folder):
         trial_folders = any(folder.glob(f"*/{ray_internals.PARAMS_FILE}")) or (folder / record.RECORD_DIR).is_dir()
         why = ("trial folders but no tune_ae/experiment.json (a run killed before its record, or another tool's)"
@@ -74,10 +81,10 @@ def describe(folder: Path) -> Entry:
         runs = meta["runs"]
         entry.started, entry.host = str(runs[0].get("started", "")) if runs else "", str(runs[-1].get("host", "")) if runs else ""
         entry.pca = {int(h): float(v) for h, v in (meta.get("data", {}).get("pca_val_mse") or {}).items()}
+        entry.duration_s = recorded_seconds(runs)
     except (ConfigError, KeyError, TypeError, ValueError, AttributeError) as err:
         said = str(err).splitlines()[0].split("; ")[0] if str(err) else type(err).__name__
         return Entry(folder.name, "not complete", f"its record does not read: {said[:200]}")
-    entry.duration_s = recorded_seconds(runs)
     trials = record.trials(folder)
     entry.finished = sum(1 for t in trials.values() if t.status in record.FINISHED)
     for t in trials.values():
@@ -99,6 +106,13 @@ def describe(folder: Path) -> Entry:
     return entry
 
 
+def is_folder(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:  # a symlink loop, a name too long
+        return False
+
+
 def running(folder: Path) -> bool:
     """Whether a run holds the folder's lock (lock.py): the kernel drops it when its holder ends."""
     try:
@@ -109,7 +123,8 @@ def running(folder: Path) -> bool:
 
 
 def recorded_seconds(runs: list[dict]) -> float | None:
-    seconds = [sum(v for v in run.get("timings", {}).values() if isinstance(v, (int, float))) for run in runs]
+    timings = [run.get("timings") if isinstance(run, dict) else None for run in runs]
+    seconds = [sum(v for v in t.values() if isinstance(v, (int, float))) for t in timings if isinstance(t, dict)]
     return sum(seconds) if any(seconds) else None
 
 

@@ -21,7 +21,7 @@ from tune_ae.experiment import META_FILE, has_record, read_meta
 def build_parser(prog: str = "python -m tune_ae.compare") -> Parser:
     p = Parser(prog=prog, description="Compare experiments: best final val_loss per width against PCA, and their "
                "loss curves side by side, as figures and a markdown table.")
-    p.add_argument("experiments", nargs="+", help="experiment folders (STORAGE_PATH/NAME), two or more")
+    p.add_argument("experiments", nargs="+", help="experiment folders (STORAGE_PATH/NAME); one alone is set against PCA")
     p.add_argument("--out", default="compare", help="folder for compare.md and the figures (default ./compare)")
     return p
 
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m tune_ae.compare")
         write_text_whole(out / "compare.md", comparison.markdown(best))
         save_figure(comparison.final_against_width(best), out / "final_vs_h")
         save_figure(comparison.curves_side_by_side(folders, best), out / "curves")
-    except (ReportError, OSError) as err:
+    except (ReportError, OSError, ConfigError) as err:
         where = getattr(err, "filename", None)
         print(f"error: {f'{where}: ' if where else ''}{getattr(err, 'strerror', None) or err}", file=sys.stderr)
         return FAILED

@@ -234,7 +234,10 @@ class Grid:
                        search=record.get("search", "grid"), num_samples=record.get("num_samples", 1),
                        search_seed=record.get("search_seed", 0))
         axes = {name: tuple(v) if isinstance(v, list) else (v,) for name, v in record.items() if name in TRIAL_FIELDS}
-        axes["seed"] = tuple(range(record.get("seeds", 1)))
+        seeds = record.get("seeds", 1)
+        if isinstance(seeds, bool) or not isinstance(seeds, int) or not 1 <= seeds <= 10_000:
+            raise ConfigError(f"seeds must be a whole number from 1 to 10000, got {seeds!r}")
+        axes["seed"] = tuple(range(seeds))
         return cls(axes=axes, subset=record.get("subset"))
 
     def describe(self) -> str:

@@ -64,7 +64,12 @@ def main(argv: list[str] | None = None, prog: str = "python -m tune_ae.listing")
     if not root.is_dir():
         print(f"error: no folder at {root}; give the --storage-path your runs used", file=sys.stderr)
         return USAGE_ERROR
-    entries = catalog.scan(root)
+    try:
+        entries = catalog.scan(root)
+    except OSError as err:
+        print(f"error: cannot read {root}: {err.strerror or err}", file=sys.stderr)
+        return USAGE_ERROR
+    sys.stdout.reconfigure(errors="backslashreplace")  # a folder name that is not UTF-8 shows its bytes
     if args.json:
         print(json.dumps([e.to_dict() for e in entries], indent=2))
     elif entries:

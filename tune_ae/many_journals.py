@@ -69,7 +69,8 @@ class ExperimentsStorage(BaseStorage):
         """The experiments that have a journal, scanned at most once a second (the page polls)."""
         at, found = self.scanned
         if time.monotonic() - at > 1.0:
-            found = [e for e in catalog.scan(self.root) if e.name in self.files or journal.path(self.root / e.name).is_file()]
+            found = [e for e in catalog.scan(self.root)  # those whose record reads (a kind), with a journal
+                     if e.kind and (e.name in self.files or journal.path(self.root / e.name).is_file())]
             self.scanned = (time.monotonic(), found)
         for entry in sorted(found, key=lambda e: (e.started, e.name)):
             self.ids.setdefault(entry.name, len(self.ids))

@@ -93,8 +93,8 @@ def trials(folder: str | Path, recorded: list[dict] | None = None) -> dict[str, 
         name = event["trial"]
         entry = entries.get(name)
         if entry is None and (event["event"] == "start" or event.get("status") == "not started"):
-            entry = entries[name] = TrialEntry(name, dict(event.get("config") or {}), dict(event.get("point") or {}),
-                                               int(event.get("sample") or 0), len(entries))
+            entry = entries[name] = TrialEntry(name, mapping(event.get("config")), mapping(event.get("point")),
+                                               whole(event.get("sample")), len(entries))
         if event["event"] == "start":
             entry.status = entry.epoch = entry.by = entry.error = None
         elif entry is not None and event.get("status") in END_STATUSES:
@@ -104,6 +104,15 @@ def trials(folder: str | Path, recorded: list[dict] | None = None) -> dict[str, 
         if entry is not None:
             entry.events += 1
     return entries
+
+
+def mapping(value) -> dict:
+    """An event's dict field; anything else (a hand-edited or foreign line) is an empty one."""
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def whole(value) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def append(folder: str | Path, event: dict) -> None:

@@ -13,6 +13,7 @@ Every request that is not a GET or HEAD is refused (dashboard.read_only): the pa
 
 from __future__ import annotations
 
+import functools
 import html
 import io
 import os
@@ -28,11 +29,17 @@ REFRESH_S = 5
 DRAWING = threading.Lock()  # pyplot is not thread-safe, and the server answers each request in a thread
 
 
+def readable(text: str) -> str:
+    """`text` with any bytes of a name that is not UTF-8 shown as U+FFFD: the page is sent as UTF-8."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def row_cells(entry: catalog.Entry) -> str:
-    name = html.escape(entry.name)
-    link = f'<a class="open" href="/experiments/{quote(entry.name)}">{name}</a>' if entry.kind else name
-    status = html.escape(entry.status + (f" ({entry.why})" if entry.why else ""))
-    box = (f'<input type="checkbox" name="e" value="{name}">' if entry.best else "")
+    name = html.escape(readable(entry.name))
+    usable = readable(entry.name) == entry.name  # a name that is not UTF-8 cannot go into a link
+    link = f'<a class="open" href="/experiments/{quote(entry.name)}">{name}</a>' if entry.kind and usable else name
+    status = html.escape(readable(entry.status + (f" ({entry.why})" if entry.why else "")))
+    box = (f'<input type="checkbox" name="e" value="{name}">' if entry.best and usable else "")
     cells = [box, link, html.escape(entry.kind or "-"), f'<span class="status">{status}</span>',
              f"{entry.finished}/{entry.total}" if entry.total else "-",
              "<br>".join(html.escape(part) for part in best_cell(entry).split("  ")),
@@ -46,7 +53,7 @@ def rows_html(root: Path) -> str:
 
 
 def index_page(root: Path) -> str:
-    where = html.escape(str(root))
+    where = html.escape(readable(str(root)))
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>tune_ae: {where}</title>
 <style>body {{font-family: sans-serif; margin: 1em 2em}} td, th {{padding: 0.2em 0.6em; text-align: left}}
@@ -86,6 +93,24 @@ def compare_page(names: list[str], markdown_table: str) -> str:
 </body></html>"""
 
 
+def stamps(folder: Path) -> tuple:
+    """What a comparison of `folder` depends on, by modification time: its record and its tables."""
+    found = []
+    for name in ("tune_ae/experiment.json", "tune_ae/trials.jsonl", "trials.parquet", "epochs.parquet"):
+        try:
+            found.append((folder / name).stat().st_mtime_ns)
+        except OSError:
+            found.append(None)
+    return tuple(found)
+
+
+@functools.lru_cache(maxsize=16)  # a compare view asks for it three times (the table and two figures)
+def cached_best(key: tuple):
+    from tune_ae.report import comparison
+
+    return comparison.best_by_width([folder for folder, *_ in key])
+
+
 def figure_png(fig) -> bytes:
     import matplotlib.pyplot as plt
 
@@ -106,9 +131,15 @@ def add_routes(app, root: Path, storage, scratch: Path) -> None:
     def chosen() -> list[Path]:
         names = list(dict.fromkeys(request.query.getall("e")))
         folders = [root / n for n in names if n and "/" not in n and not n.startswith(".")]
-        if len(folders) < 1 or not all(f.is_dir() for f in folders):
-            raise HTTPError(404, "choose experiments of this folder to compare")
+        if not folders or len(folders) < len(names) or not all(catalog.describe(f).kind for f in folders):
+            raise HTTPError(404, "choose experiments of this folder (ones whose record reads) to compare")
         return folders
+
+    def best_of(folders: list[Path]):
+        try:
+            return cached_best(tuple((f, *stamps(f)) for f in folders))
+        except Exception as err:  # tables or data that do not read: said, and the page stands
+            raise HTTPError(409, f"cannot compare: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
 
     @app.get("/")
     def index():
@@ -140,7 +171,7 @@ def add_routes(app, root: Path, storage, scratch: Path) -> None:
         from tune_ae.report import comparison
 
         folders = chosen()
-        return compare_page(comparison.names(folders), comparison.markdown(comparison.best_by_width(folders)))
+        return compare_page(comparison.names(folders), comparison.markdown(best_of(folders)))
 
     @app.get("/compare/<figure>.png")
     def compare_figure(figure):
@@ -149,9 +180,12 @@ def add_routes(app, root: Path, storage, scratch: Path) -> None:
         folders = chosen()
         if figure not in ("final_vs_h", "curves"):
             raise HTTPError(404, "no such figure")
-        best = comparison.best_by_width(folders)
-        with DRAWING:
-            fig = (comparison.final_against_width(best) if figure == "final_vs_h"
-                   else comparison.curves_side_by_side(folders, best))
-            png = figure_png(fig)
+        best = best_of(folders)
+        try:
+            with DRAWING:
+                fig = (comparison.final_against_width(best) if figure == "final_vs_h"
+                       else comparison.curves_side_by_side(folders, best))
+                png = figure_png(fig)
+        except Exception as err:  # an experiment removed or cut short since the table was read
+            raise HTTPError(409, f"cannot draw: {type(err).__name__}: {err}")
         return HTTPResponse(png, headers={"Content-Type": "image/png"})

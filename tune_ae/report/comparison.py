@@ -17,13 +17,16 @@ from matplotlib.figure import Figure
 
 from tune_ae import baselines, results
 from tune_ae.experiment import read_meta
-from tune_ae.report.tables import experiment_data
+from tune_ae.report.tables import ReportError, experiment_data
 
 
 def pca_by_width(folder: Path, widths: list[int]) -> dict[int, float]:
     """PCA's validation MSE at k = h for `widths`: recorded, else computed from the experiment's data."""
-    recorded = {int(h): float(v) for h, v in (read_meta(folder)["data"].get("pca_val_mse") or {}).items()}
-    missing = [h for h in widths if h not in recorded]
+    data = read_meta(folder).get("data")
+    if not isinstance(data, dict):
+        raise ReportError(f"{folder}'s record names no data set: PCA's error cannot be computed")
+    recorded = {int(h): float(v) for h, v in (data.get("pca_val_mse") or {}).items()}
+    missing = [h for h in widths if h not in recorded or not recorded[h] > 0]
     if missing:
         data = experiment_data(folder)
         refs = baselines.data_references(data.train_images, data.train_labels, data.test_images, data.test_labels)
@@ -34,7 +37,8 @@ def pca_by_width(folder: Path, widths: list[int]) -> dict[int, float]:
 def names(folders: list[Path]) -> list[str]:
     """How each experiment is labelled: its folder's name, with its storage folder's where two share one."""
     plain = [f.name for f in folders]
-    return [f"{f.parent.name}/{f.name}" if plain.count(f.name) > 1 else f.name for f in folders]
+    named = [f"{f.parent.name}/{f.name}" if plain.count(f.name) > 1 else f.name for f in folders]
+    return [str(f) if named.count(n) > 1 else n for f, n in zip(folders, named)]  # the whole path where still alike
 
 
 def best_by_width(folders: list[Path]) -> pd.DataFrame:
@@ -49,7 +53,8 @@ def best_by_width(folders: list[Path]) -> pd.DataFrame:
             best = group.loc[group["final_val_loss"].idxmin()]
             rows.append({"experiment": name, "hidden": int(hidden), "val_loss": float(best["final_val_loss"]),
                          "trials": len(group), "pca": pca[int(hidden)],
-                         "x_pca": float(best["final_val_loss"]) / pca[int(hidden)], "trial_dir": best["trial_dir"]})
+                         "x_pca": float(best["final_val_loss"]) / pca[int(hidden)] if pca[int(hidden)] > 0 else np.nan,
+                         "trial_dir": best["trial_dir"]})
     return pd.DataFrame(rows, columns=["experiment", "hidden", "val_loss", "trials", "pca", "x_pca", "trial_dir"])
 
 
@@ -107,8 +112,9 @@ def markdown(best: pd.DataFrame) -> str:
     lines = ["| h | " + " | ".join(names) + " | PCA, k = h |", "|---|" + "---|" * (len(names) + 1)]
     for hidden, rows in best.groupby("hidden"):
         by_name = rows.set_index("experiment")
-        cells = [f"{by_name.loc[n, 'val_loss']:.4g} ({by_name.loc[n, 'x_pca']:.3g}x)" if n in by_name.index else "-"
-                 for n in names]
+        cells = [f"{by_name.loc[n, 'val_loss']:.4g}" + (f" ({by_name.loc[n, 'x_pca']:.3g}x)"
+                                                           if np.isfinite(by_name.loc[n, 'x_pca']) else "")
+                 if n in by_name.index else "-" for n in names]
         pca = " / ".join(dict.fromkeys(f"{v:.4g}" for v in rows["pca"]))  # several where the data sets differ
         lines.append(f"| {hidden} | " + " | ".join(cells) + f" | {pca} |")
     return "\n".join(lines) + "\n"
