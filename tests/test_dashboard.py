@@ -86,8 +86,8 @@ def test_a_journal_cut_short_is_rebuilt_the_port_in_use_is_one_line_and_ctrl_c_s
         stuck.close()
     assert code == 0 and "dashboard stopped" in out and "Traceback" not in err, err
     assert f"dashboard of s: http://127.0.0.1:{port}/" in out
-    wrong = subprocess.run([sys.executable, "-m", "tune_ae.dashboard", str(tmp_path)], capture_output=True, text=True,
-                           timeout=60)
+    wrong = subprocess.run([sys.executable, "-m", "tune_ae.dashboard", str(tmp_path / "missing")], capture_output=True,
+                           text=True, timeout=60)  # (a folder of experiments, such as tmp_path, gets their page)
     assert wrong.returncode == 2 and wrong.stderr.startswith("error: ") and "is not a tune_ae experiment" in wrong.stderr
     # Started with SIGINT ignored (a shell script's background job): SIGINT still stops it.
     wide = serve(folder, free_port(), "--host", "0.0.0.0",

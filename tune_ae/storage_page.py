@@ -122,24 +122,32 @@ def figure_png(fig) -> bytes:
     return buffer.getvalue()
 
 
+def chosen(root: Path, names: list[str]) -> list[Path]:
+    """The experiment folders a compare request names: of `root`, each with a record that reads."""
+    from bottle import HTTPError
+
+    names = list(dict.fromkeys(names))
+    folders = [root / n for n in names if n and "/" not in n and not n.startswith(".")]
+    if not folders or len(folders) < len(names) or not all(catalog.describe(f).kind for f in folders):
+        raise HTTPError(404, "choose experiments of this folder (ones whose record reads) to compare")
+    return folders
+
+
+def best_of(folders: list[Path]):
+    """report/comparison.best_by_width, computed once per state of the folders' records and tables."""
+    from bottle import HTTPError
+
+    try:
+        return cached_best(tuple((f, *stamps(f)) for f in folders))
+    except Exception as err:  # tables or data that do not read: said, and the page stands
+        raise HTTPError(409, f"cannot compare: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
+
+
 def add_routes(app, root: Path, storage, scratch: Path) -> None:
     """The storage page's routes on optuna-dashboard's app `app`, whose storage is `storage`
     (a many_journals.ExperimentsStorage of `root`); journals of folders the page cannot write
     are rebuilt in `scratch`."""
     from bottle import HTTPError, HTTPResponse, redirect, request
-
-    def chosen() -> list[Path]:
-        names = list(dict.fromkeys(request.query.getall("e")))
-        folders = [root / n for n in names if n and "/" not in n and not n.startswith(".")]
-        if not folders or len(folders) < len(names) or not all(catalog.describe(f).kind for f in folders):
-            raise HTTPError(404, "choose experiments of this folder (ones whose record reads) to compare")
-        return folders
-
-    def best_of(folders: list[Path]):
-        try:
-            return cached_best(tuple((f, *stamps(f)) for f in folders))
-        except Exception as err:  # tables or data that do not read: said, and the page stands
-            raise HTTPError(409, f"cannot compare: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
 
     @app.get("/")
     def index():
@@ -170,14 +178,14 @@ def add_routes(app, root: Path, storage, scratch: Path) -> None:
     def compare():
         from tune_ae.report import comparison
 
-        folders = chosen()
+        folders = chosen(root, request.query.getall("e"))
         return compare_page(comparison.names(folders), comparison.markdown(best_of(folders)))
 
     @app.get("/compare/<figure>.png")
     def compare_figure(figure):
         from tune_ae.report import comparison
 
-        folders = chosen()
+        folders = chosen(root, request.query.getall("e"))
         if figure not in ("final_vs_h", "curves"):
             raise HTTPError(404, "no such figure")
         best = best_of(folders)
