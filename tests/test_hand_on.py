@@ -7,7 +7,7 @@ import pytest
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
-from tune_ae import hand_on, results, tuner
+from tune_ae import hand_on, ray_internals, results, tuner
 from tune_ae.callbacks import Progress
 from tune_ae.config import SweepSettings
 from tune_ae.data import load_fashion_mnist
@@ -48,7 +48,11 @@ class Decides(FIFOScheduler):
 
 @pytest.fixture
 def two_cpus(monkeypatch):
-    monkeypatch.setattr(hand_on, "node_cpus", lambda: {"n": 2.0})
+    """A node "n" of 2 CPUs; `free["n"]`: what Ray says is free there (set by each test)."""
+    free = {"n": 0.0}
+    monkeypatch.setattr(hand_on, "alive_nodes", lambda: {"n": (2.0, 0.0)})
+    monkeypatch.setattr(ray_internals, "free_cpus", lambda node: free.get(node, 0.0))
+    return free
 
 
 def result(epoch, checkpointed=True):
@@ -60,6 +64,7 @@ def test_a_trial_grows_at_its_checkpoint_once_the_other_ended(two_cpus):
     controller, scheduler = FakeController([a, b]), hand_on.HandOnCores()
     assert scheduler.on_trial_result(controller, a, result(2)) == TrialScheduler.CONTINUE  # b holds the other core
     b.status = Trial.TERMINATED
+    two_cpus["n"] = 1.0  # Ray has taken b's core back
     assert scheduler.on_trial_result(controller, a, result(3, checkpointed=False)) == TrialScheduler.CONTINUE
     assert scheduler.on_trial_result(controller, a, result(4)) == TrialScheduler.PAUSE
     assert scheduler.choose_trial_to_run(controller) is None  # still saving: not touched while RUNNING
@@ -71,15 +76,35 @@ def test_a_trial_grows_at_its_checkpoint_once_the_other_ended(two_cpus):
 
 
 @pytest.mark.parametrize("why", ["a trial waits", "more trials to come", "its last epoch", "fixed CPUs",
-                                 "another node"])
+                                 "another node", "one not reported yet", "Ray has none free"])
 def test_no_trial_grows_while_others_wait_or_when_fixed(two_cpus, why):
+    two_cpus["n"] = 0.0 if why == "Ray has none free" else 1.0
     a = FakeTrial("a", node="elsewhere" if why == "another node" else "n")
     trials = [a, FakeTrial("b", status=Trial.PENDING)] if why == "a trial waits" else [a]
+    if why == "one not reported yet":  # running, no result yet: its node unknown, its CPU counted here
+        trials.append(FakeTrial("c"))
+        trials[-1].last_result = {}
     scheduler = hand_on.HandOnCores(enabled=why != "fixed CPUs")
     controller = FakeController(trials, finished=why != "more trials to come")
     epoch = 10 if why == "its last epoch" else 4
     assert scheduler.on_trial_result(controller, a, {**result(epoch), "node_id": a.last_result["node_id"]}) \
         == TrialScheduler.CONTINUE
+
+
+def test_one_trial_at_a_time_between_its_pause_and_its_restart(monkeypatch):
+    free = {"n": 8.0}
+    monkeypatch.setattr(hand_on, "alive_nodes", lambda: {"n": (16.0, 0.0)})
+    monkeypatch.setattr(ray_internals, "free_cpus", lambda node: free["n"])
+    b, c, d = FakeTrial("b", cpus=4.0), FakeTrial("c", cpus=4.0), FakeTrial("d", cpus=4.0)
+    controller, scheduler = FakeController([b, c, d]), hand_on.HandOnCores()
+    assert scheduler.on_trial_result(controller, c, result(4)) == TrialScheduler.PAUSE  # 4 + up to 16/3 -> 6
+    assert scheduler.growing == {"c": 6.0}
+    assert scheduler.on_trial_result(controller, d, result(4)) == TrialScheduler.CONTINUE  # c first
+    c.status = Trial.PAUSED
+    scheduler.choose_trial_to_run(controller)
+    c.status, free["n"] = Trial.RUNNING, 2.0
+    assert scheduler.on_trial_result(controller, d, result(6)) == TrialScheduler.PAUSE  # then d, to 6: 16 in all
+    assert scheduler.growing == {"d": 6.0}
 
 
 def test_the_base_schedulers_stop_stands(two_cpus):

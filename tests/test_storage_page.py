@@ -18,6 +18,6 @@ def test_rows_link_experiments_and_offer_to_compare_only_those_with_results(tmp_
 
 
 def test_the_compare_page_shows_the_table_and_both_figures():
-    page = storage_page.compare_page(["a", "b<x>"], "| h | a | b<x> | PCA, k = h |\n|---|---|---|---|\n| 64 | 1 | 2 | 3 |\n")
-    assert "<th>b&lt;x&gt;</th>" in page and "<td>64</td><td>1</td><td>2</td><td>3</td>" in page
-    assert 'src="/compare/final_vs_h.png?e=a&e=b%3Cx%3E"' in page and 'src="/compare/curves.png?e=a&e=b%3Cx%3E"' in page
+    page = storage_page.compare_page(["a", "b<x>|y"], [["h", "a", "b<x>|y", "PCA, k = h"], ["64", "1", "2", "3"]])
+    assert "<th>b&lt;x&gt;|y</th>" in page and "<td>64</td><td>1</td><td>2</td><td>3</td>" in page
+    assert 'src="/compare/final_vs_h.png?e=a&e=b%3Cx%3E%7Cy"' in page and 'src="/compare/curves.png?e=a&e=b%3Cx%3E%7Cy"' in page

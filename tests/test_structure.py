@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "tune_ae"
-COMMANDS = {"tune_ae.run", "tune_ae.report.__main__", "tune_ae.bench.__main__", "tune_ae.__main__", "tune_ae.dashboard"}
+COMMANDS = {"tune_ae.run", "tune_ae.report.__main__", "tune_ae.bench.__main__", "tune_ae.__main__", "tune_ae.dashboard",
+            "tune_ae.listing", "tune_ae.compare"}
 TUNE_FACING = {"tune_ae.trainable", "tune_ae.tuner", "tune_ae.sweep", "tune_ae.ray_start", "tune_ae.callbacks",
                "tune_ae.search", "tune_ae.hand_on", "tune_ae.ray_internals"}  # ray_internals: inside the function that needs Ray, never at its top
 
@@ -67,7 +68,8 @@ def test_only_the_tune_facing_modules_import_ray():
 
 @pytest.mark.parametrize("command", [["-m", "tune_ae.run"], ["-m", "tune_ae.report"], ["-m", "tune_ae.bench"],
                                      ["-m", "tune_ae.dashboard"], ["-m", "tune_ae", "run"], ["-m", "tune_ae", "report"],
-                                     ["-m", "tune_ae", "bench"], ["-m", "tune_ae", "dashboard"]])
+                                     ["-m", "tune_ae", "bench"], ["-m", "tune_ae", "dashboard"], ["-m", "tune_ae", "list"],
+                                     ["-m", "tune_ae", "compare"]])
 def test_every_command_answers_help_truthfully(command):
     done = subprocess.run([sys.executable, *command, "--help"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "usage:" in done.stdout

@@ -19,14 +19,11 @@ from tune_ae import lock, ray_internals, record
 from tune_ae.config import ConfigError
 from tune_ae.experiment import has_record, read_meta, recorded_grid
 
-STATUSES = ("running", "finished", "interrupted", "failed", "not complete", "not an experiment")
-
-
 @dataclass
 class Entry:
     """One folder under the storage path, as `tune-ae list` shows it."""
     name: str
-    status: str  # one of STATUSES
+    status: str  # running, finished, interrupted, failed, not complete or not an experiment
     why: str = ""  # for the last two: what is missing or wrong
     kind: str = ""  # grid, random or optuna
     grid_name: str = ""
@@ -92,9 +89,10 @@ def summarise(folder: Path) -> Entry:
         if t.status == "done" and isinstance(hidden, int) and isinstance(value, (int, float)) and math.isfinite(value):
             entry.best[hidden] = min(value, entry.best.get(hidden, math.inf))
     entry.best = dict(sorted(entry.best.items()))
-    if running(folder):
+    if lock.held(folder):
         entry.status = "running"
-        entry.duration_s = (entry.duration_s or 0.0) + since(runs[-1].get("started"))
+        last = runs[-1] if runs and isinstance(runs[-1], dict) else {}
+        entry.duration_s = (entry.duration_s or 0.0) + since(last.get("started"))
     elif any(t.status == "error" for t in trials.values()):
         entry.status = "failed"
     elif entry.finished >= entry.total:
@@ -113,15 +111,6 @@ def is_folder(path: Path) -> bool:
         return False
 
 
-def running(folder: Path) -> bool:
-    """Whether a run holds the folder's lock (lock.py): the kernel drops it when its holder ends."""
-    try:
-        lock.check_free(folder)
-        return False
-    except ConfigError:
-        return True
-
-
 def recorded_seconds(runs: list[dict]) -> float | None:
     timings = [run.get("timings") if isinstance(run, dict) else None for run in runs]
     seconds = [sum(v for v in t.values() if isinstance(v, (int, float))) for t in timings if isinstance(t, dict)]
@@ -133,3 +122,19 @@ def since(started: str | None) -> float:
         return max(0.0, time.time() - dt.datetime.fromisoformat(str(started)).timestamp())
     except ValueError:
         return 0.0
+
+
+def best_cell(entry: Entry) -> str:
+    """'64: 0.0123 (1.19x)  512: 0.0059' (no multiple where PCA's error is not recorded)."""
+    parts = []
+    for hidden, value in entry.best.items():
+        ratio = entry.ratio(hidden)
+        parts.append(f"{hidden}: {value:.4g}" + (f" ({ratio:.3g}x)" if ratio is not None else ""))
+    return "  ".join(parts) or "-"
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"

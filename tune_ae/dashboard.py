@@ -35,7 +35,7 @@ from pathlib import Path
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from tune_ae import catalog, journal
+from tune_ae import journal, lock, ray_internals
 from tune_ae.args import OK, USAGE_ERROR, Parser, exit_now
 from tune_ae.config import ConfigError
 from tune_ae.experiment import META_FILE, has_record, read_meta, recorded_grid
@@ -137,7 +137,7 @@ def journal_to_serve(folder: Path) -> tuple[Path, bool]:
     unless a sweep is running there (its driver writes it: it rebuilds one it finds so itself).
     A folder that cannot be written gets the rebuilt journal in a temporary folder instead, and
     one line saying that the page shows the tables as they are, not live."""
-    if catalog.running(folder) or journal.current(folder):
+    if lock.held(folder) or journal.current(folder):
         return journal.path(folder), False
     grid = recorded_grid(read_meta(folder))
     try:
@@ -272,7 +272,8 @@ def say(line: str) -> None:
 def serve(args) -> int:
     """One experiment's page, or, for a folder of experiments, the storage page (storage_page.py)."""
     folder = Path(args.experiment).expanduser().resolve()
-    if not has_record(folder) and folder.is_dir() and not (folder / META_FILE).parent.is_dir():
+    trial_folder = (folder / ray_internals.PARAMS_FILE).exists()  # a trial's folder is not a storage path
+    if not has_record(folder) and folder.is_dir() and not (folder / META_FILE).parent.is_dir() and not trial_folder:
         return serve_storage(folder, args)
     return serve_experiment(folder, args)
 

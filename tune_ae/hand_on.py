@@ -18,6 +18,8 @@ epoch of the trials still running, not a whole checkpoint interval.
 
 from __future__ import annotations
 
+import math
+
 import ray
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
@@ -26,9 +28,11 @@ from tune_ae import allocation, ray_internals
 from tune_ae.trainable import CHECKPOINTED
 
 
-def node_cpus() -> dict[str, float]:
-    """node id -> CPUs, of the alive nodes (asked at each decision: a restored sweep runs on a new Ray)."""
-    return {n["NodeID"]: n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n["Alive"]}
+def alive_nodes() -> dict[str, allocation.Node]:
+    """node id -> (CPUs, GPUs) of the cluster's alive nodes, as Ray reports them now (asked at each
+    decision: a restored sweep runs on a new Ray, whose nodes have new ids)."""
+    return {n["NodeID"]: (n["Resources"].get("CPU", 0.0), n["Resources"].get("GPU", 0.0))
+            for n in ray.nodes() if n["Alive"]}
 
 
 class HandOnCores(TrialScheduler):
@@ -39,7 +43,7 @@ class HandOnCores(TrialScheduler):
     def __init__(self, base: TrialScheduler | None = None, enabled: bool = True):
         super().__init__()
         self.base, self.enabled = base or FIFOScheduler(), enabled
-        self.growing: dict[str, float] = {}  # trial id -> the CPUs it restarts with, until it has them
+        self.growing: dict[str, float] = {}  # trial id -> the CPUs it restarts with, until they are set
 
     # --- the base scheduler decides what runs and what stops ---
     def set_search_properties(self, metric, mode, **spec) -> bool:
@@ -92,18 +96,25 @@ class HandOnCores(TrialScheduler):
         return {"cpu": required.get("CPU", 0.0), "gpu": required.get("GPU", 0.0)}
 
     def cpus(self, trial) -> float:
-        return self.growing.get(trial.trial_id, self.resources(trial)["cpu"])
+        return self.resources(trial)["cpu"]
 
     def more_cpus(self, tune_controller, trial, result) -> int | None:
-        """The CPUs `trial` restarts with, or None: only when no trial waits and none is to come."""
+        """The CPUs `trial` restarts with, or None: only when no trial waits, none is to come and
+        no other trial is between its pause and its restart (one at a time, so that Ray's own
+        count of the node's free CPUs, which caps the answer, is the count the restart meets).
+        A running trial that has not reported yet (no node known) is counted on this node."""
         trials = tune_controller.get_trials()
-        waiting = [t for t in trials if t.status in (Trial.PENDING, Trial.PAUSED) and t.trial_id not in self.growing]
-        if waiting or not tune_controller.search_alg.is_finished():
+        waiting = [t for t in trials if t.status in (Trial.PENDING, Trial.PAUSED)]
+        if waiting or self.growing or not tune_controller.search_alg.is_finished():
             return None
         node = result.get("node_id")
-        total = node_cpus().get(node)
+        total = alive_nodes().get(node, (None, None))[0]
         if total is None:
             return None
-        others = [self.cpus(t) for t in trials if t is not trial and (t.last_result or {}).get("node_id") == node
-                  and (t.status == Trial.RUNNING or t.trial_id in self.growing)]
-        return allocation.more_threads(total, self.cpus(trial), others)
+        others = [self.cpus(t) for t in trials if t is not trial and t.status == Trial.RUNNING
+                  and (t.last_result or {}).get("node_id", node) == node]
+        more = allocation.more_threads(total, self.cpus(trial), others)
+        if more is None:
+            return None
+        more = min(more, int(self.cpus(trial) + math.floor(ray_internals.free_cpus(node) + 1e-9)))
+        return more if more > self.cpus(trial) else None

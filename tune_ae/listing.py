@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from tune_ae import catalog, storage
+from tune_ae.catalog import best_cell, duration
 from tune_ae.args import OK, USAGE_ERROR, Parser, exit_now
 
 
@@ -22,22 +23,6 @@ def build_parser(prog: str = "python -m tune_ae.listing") -> Parser:
     p.add_argument("storage", nargs="?", help=f"the folder holding experiments (default {storage.DEFAULT_STORAGE})")
     p.add_argument("--json", action="store_true", help="one JSON list of the rows, for scripts")
     return p
-
-
-def best_cell(entry: catalog.Entry) -> str:
-    """'64: 0.0123 (1.19x)  512: 0.0059' (no multiple where PCA's error is not recorded)."""
-    parts = []
-    for hidden, value in entry.best.items():
-        ratio = entry.ratio(hidden)
-        parts.append(f"{hidden}: {value:.4g}" + (f" ({ratio:.3g}x)" if ratio is not None else ""))
-    return "  ".join(parts) or "-"
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = int(round(seconds))
-    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
 
 
 def rows(entries: list[catalog.Entry]) -> list[list[str]]:

@@ -13,12 +13,14 @@ import fcntl
 import json
 import os
 import platform
+import time
 import warnings
 from pathlib import Path
 
 from tune_ae.config import ConfigError
 
 LOCK_FILE = ".tune_ae.lock"
+PROBE_RETRIES = 20  # a run's lock attempts, 10 ms apart, before another holder is taken to be a run
 _held: dict[Path, int] = {}  # folder -> file descriptor of a lock this process holds
 
 
@@ -43,15 +45,19 @@ def acquire(folder: Path) -> None:
     except OSError as err:
         raise ConfigError(f"cannot lock {folder} ({err.strerror}): a run needs to write there; "
                           "check the folder's permissions and free space") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as err:
-        if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-            os.close(fd)  # a file system without locks (some network mounts): run, but say so
-            warnings.warn(f"cannot lock {folder} ({err.strerror}); make sure no other run uses it", stacklevel=2)
-            return
-        os.close(fd)
-        raise ConfigError(in_use(folder)) from None
+    for attempt in range(PROBE_RETRIES):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except OSError as err:
+            if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                os.close(fd)  # a file system without locks (some network mounts): run, but say so
+                warnings.warn(f"cannot lock {folder} ({err.strerror}); make sure no other run uses it", stacklevel=2)
+                return
+            if attempt == PROBE_RETRIES - 1:
+                os.close(fd)
+                raise ConfigError(in_use(folder)) from None
+            time.sleep(0.01)  # `held` (a listing, the page's poll) holds it shared for microseconds
     info = {"host": platform.node(), "pid": os.getpid(),
             "started": dt.datetime.now().astimezone().isoformat(timespec="seconds")}
     _held[folder] = fd
@@ -79,6 +85,15 @@ def check_free(folder: Path) -> None:
             raise ConfigError(in_use(Path(folder))) from None
     finally:
         os.close(fd)
+
+
+def held(folder: Path) -> bool:
+    """Whether a run holds `folder`'s lock (check_free's question, as a yes or no)."""
+    try:
+        check_free(folder)
+        return False
+    except ConfigError:
+        return True
 
 
 def release(folder: Path) -> None:

@@ -18,6 +18,7 @@ study, telling a trial, saving a note) raises: only a sweep's driver writes its 
 from __future__ import annotations
 
 import copy
+import threading
 import time
 from pathlib import Path
 
@@ -49,8 +50,9 @@ def attributes(entry: catalog.Entry) -> dict:
     lines = [f"**{entry.name}**: {entry.kind or 'grid'}, {entry.status}, {entry.finished}/{entry.total} trials finished.", ""]
     for hidden in sorted(set(entry.pca) | set(entry.best)):
         best, pca, ratio = entry.best.get(hidden), entry.pca.get(hidden), entry.ratio(hidden)
-        lines.append(f"- h = {hidden}: best final val_loss {f'{best:.4g}' if best else '-'}; "
-                     f"PCA at k = h {f'{pca:.4g}' if pca else 'not recorded yet'}" + (f" ({ratio:.3g}x PCA)" if ratio else ""))
+        lines.append(f"- h = {hidden}: best final val_loss {'-' if best is None else f'{best:.4g}'}; "
+                     f"PCA at k = h {'not recorded yet' if pca is None else f'{pca:.4g}'}"
+                     + ("" if ratio is None else f" ({ratio:.3g}x PCA)"))
     body = "\n".join(lines)
     return {METRIC_NAMES: ["val_loss"], NOTE_VERSION: 1,
             **{f"{NOTE_TEXT}{i}": body[i * 2000:(i + 1) * 2000] for i in range(len(body) // 2000 + 1)}}
@@ -60,21 +62,23 @@ class ExperimentsStorage(BaseStorage):
     def __init__(self, root: str | Path):
         self.root = Path(root)
         self.ids: dict[str, int] = {}  # experiment name -> study id
-        self.opened: dict[str, tuple[BaseStorage, int]] = {}  # name -> (its journal, its study id there)
+        self.opened: dict[str, tuple[BaseStorage, int, int]] = {}  # name -> (its journal, its study id there, inode)
+        self.lock = threading.Lock()  # the page answers each request in a thread
         self.files: dict[str, Path] = {}  # name -> its journal rebuilt elsewhere (a folder the page cannot write)
         self.scanned: tuple[float, list[catalog.Entry]] = (-1.0, [])
 
     # --- studies: from the records ---
     def experiments(self) -> list[catalog.Entry]:
         """The experiments that have a journal, scanned at most once a second (the page polls)."""
-        at, found = self.scanned
-        if time.monotonic() - at > 1.0:
-            found = [e for e in catalog.scan(self.root)  # those whose record reads (a kind), with a journal
-                     if e.kind and (e.name in self.files or journal.path(self.root / e.name).is_file())]
-            self.scanned = (time.monotonic(), found)
-        for entry in sorted(found, key=lambda e: (e.started, e.name)):
-            self.ids.setdefault(entry.name, len(self.ids))
-        return found
+        with self.lock:
+            at, found = self.scanned
+            if time.monotonic() - at > 1.0:
+                found = [e for e in catalog.scan(self.root)  # those whose record reads (a kind), with a journal
+                         if e.kind and (e.name in self.files or journal.path(self.root / e.name).is_file())]
+                self.scanned = (time.monotonic(), found)
+            for entry in sorted(found, key=lambda e: (e.started, e.name)):
+                self.ids.setdefault(entry.name, len(self.ids))
+            return found
 
     def name_of(self, study_id: int) -> str:
         for _ in range(2):
@@ -109,12 +113,17 @@ class ExperimentsStorage(BaseStorage):
 
     # --- trials: from each experiment's own journal ---
     def journal_of(self, study_id: int) -> tuple[BaseStorage, int, str]:
+        """The journal of study `study_id`, opened again when its file was replaced (a driver or
+        this page rebuilt it): Optuna reads a journal on from where it stopped, in the old file."""
         name = self.name_of(study_id)
-        if name not in self.opened:
+        file = self.files.get(name) or journal.path(self.root / name)
+        inode = file.stat().st_ino
+        if name not in self.opened or self.opened[name][2] != inode:
             storage = journal.open_storage(self.root / name, self.files.get(name))
             # Its one study, by whatever name it had when written (a moved or copied folder keeps the old one).
-            self.opened[name] = (storage, storage.get_all_studies()[0]._study_id)
-        return (*self.opened[name], name)
+            self.opened[name] = (storage, storage.get_all_studies()[0]._study_id, inode)
+        storage, local, _ = self.opened[name]
+        return storage, local, name
 
     def get_all_trials(self, study_id: int, deepcopy: bool = True, states=None) -> list[FrozenTrial]:
         storage, local, name = self.journal_of(study_id)

@@ -4,16 +4,19 @@ each opening its own curves, and a compare view of those selected.
 - `/`: `tune-ae list`'s table (catalog.py), redrawn every 5 s from `/rows` (a selection
   survives the redraw); each name opens the experiment's learning curves, trials and
   importance in optuna-dashboard, served from many_journals.ExperimentsStorage.
-- `/experiments/NAME`: brings the experiment's journal up to date (rebuilt from its tables
-  when missing or behind, as the one-experiment page does) and opens its study.
+- `/experiments/NAME`: opens the experiment's study, from its own journal, or, where that is
+  missing, cut short or behind its tables, from one rebuilt from them in this page's scratch
+  folder (never in the experiment).
 - `/compare?e=A&e=B`: report/comparison.py's table and figures for the experiments selected.
 
-Every request that is not a GET or HEAD is refused (dashboard.read_only): the page only reads.
+Every request that is not a GET or HEAD is refused (dashboard.read_only): the page writes
+nothing into the experiments.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import html
 import io
 import os
@@ -21,9 +24,10 @@ import threading
 from pathlib import Path
 from urllib.parse import quote
 
-from tune_ae import catalog, journal
-from tune_ae.experiment import read_meta, recorded_grid
-from tune_ae.listing import best_cell, duration
+from tune_ae import catalog, journal, lock
+from tune_ae.catalog import best_cell, duration
+from tune_ae.experiment import LEGACY_META_FILE, META_FILE, read_meta, recorded_grid
+from tune_ae.record import TRIALS_FILE
 
 REFRESH_S = 5
 DRAWING = threading.Lock()  # pyplot is not thread-safe, and the server answers each request in a thread
@@ -77,11 +81,11 @@ setInterval(async () => {{
 </script></body></html>"""
 
 
-def compare_page(names: list[str], markdown_table: str) -> str:
+def compare_page(names: list[str], rows: list[list[str]]) -> str:
+    """The compare view: `rows` is report/comparison.table's (a header row, then a row per width)."""
     query = "&".join(f"e={quote(n)}" for n in names)
-    lines = [line.strip("|").split("|") for line in markdown_table.strip().splitlines()]
-    head = "".join(f"<th>{html.escape(c.strip())}</th>" for c in lines[0])
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c.strip())}</td>" for c in row) + "</tr>" for row in lines[2:])
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows[1:])
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>tune_ae: compare</title></head>
 <body style="font-family: sans-serif; margin: 1em 2em"><p><a href="/">all experiments</a></p>
@@ -96,7 +100,7 @@ def compare_page(names: list[str], markdown_table: str) -> str:
 def stamps(folder: Path) -> tuple:
     """What a comparison of `folder` depends on, by modification time: its record and its tables."""
     found = []
-    for name in ("tune_ae/experiment.json", "tune_ae/trials.jsonl", "trials.parquet", "epochs.parquet"):
+    for name in (META_FILE, LEGACY_META_FILE, TRIALS_FILE, "trials.parquet", "epochs.parquet"):
         try:
             found.append((folder / name).stat().st_mtime_ns)
         except OSError:
@@ -163,11 +167,12 @@ def add_routes(app, root: Path, storage, scratch: Path) -> None:
         if "/" in name or name.startswith(".") or not folder.is_dir():
             raise HTTPError(404, "no such experiment")
         try:
-            if not catalog.running(folder) and not journal.current(folder):  # a running sweep's driver writes it
-                if not os.access(folder, os.W_OK):
-                    storage.files[name] = scratch / f"{len(storage.files)}.journal"
-                journal.rebuild(folder, recorded_grid(read_meta(folder)), storage.files.get(name))
-                storage.opened.pop(name, None)
+            if lock.held(folder) or journal.current(folder):  # a running sweep's driver writes its own
+                storage.files.pop(name, None)
+            else:  # missing, cut short or behind its tables: rebuilt here, never in the experiment
+                file = storage.files.setdefault(name, scratch / f"{hashlib.sha1(os.fsencode(name)).hexdigest()}.journal")
+                journal.rebuild(folder, recorded_grid(read_meta(folder)), file)
+            storage.opened.pop(name, None)
             storage.scanned = (-1.0, [])
             study_id = storage.get_study_id_from_name(name)
         except Exception as err:  # a record or journal that does not read: said, and the rest of the page stands
@@ -179,7 +184,7 @@ def add_routes(app, root: Path, storage, scratch: Path) -> None:
         from tune_ae.report import comparison
 
         folders = chosen(root, request.query.getall("e"))
-        return compare_page(comparison.names(folders), comparison.markdown(best_of(folders)))
+        return compare_page(comparison.names(folders), comparison.table(best_of(folders)))
 
     @app.get("/compare/<figure>.png")
     def compare_figure(figure):

@@ -220,9 +220,9 @@ def train_autoencoder(config: dict, data: FashionMNIST, checkpoint_every: int, c
             result.update(baselines.trial_analysis(state.model, train_x, data.train_labels, val_x, data.test_labels))
         result["reported_at"] = time.time()
         history.append(json.loads(json.dumps(result, default=str)))  # plain types: state.pt loads weights_only
-        result = {**result, **start}
-        start = {}
-        if epoch % checkpoint_every and epoch != trial.epochs and not (freed and freed.came_free()):
+        result, start = {**result, **start}, {}
+        came_free = freed is not None and freed.came_free()  # looked at every epoch: its count stays current
+        if epoch % checkpoint_every and epoch != trial.epochs and not came_free:
             tune.report(result)
             continue
         with tempfile.TemporaryDirectory() as folder:

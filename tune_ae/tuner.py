@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import BasicVariantGenerator
@@ -16,7 +15,7 @@ from ray.tune.search import BasicVariantGenerator
 from tune_ae import allocation, ray_internals, results, search, storage
 from tune_ae.callbacks import EpochLog, TrialRecord
 from tune_ae.config import TRIAL_FIELDS, SweepSettings
-from tune_ae.hand_on import HandOnCores
+from tune_ae.hand_on import HandOnCores, alive_nodes
 from tune_ae.data import FashionMNIST
 from tune_ae.grids import Grid
 from tune_ae.plan import SAMPLE, Plan, folder_name
@@ -25,17 +24,15 @@ from tune_ae.trainable import train_autoencoder
 METRIC, MODE = "val_loss", "min"
 
 
-def alive_nodes() -> list[allocation.Node]:
-    return [(n["Resources"].get("CPU", 0.0), n["Resources"].get("GPU", 0.0)) for n in ray.nodes() if n["Alive"]]
-
-
 def trial_resources(settings: SweepSettings, n_trials: int) -> dict:
     """{"cpu", "gpu"} of each of `n_trials` trials on the cluster Ray is connected to
     (allocation.trial_resources). Always names the CPUs: a GPU-only request asks Ray for 0 CPUs."""
-    return allocation.trial_resources(alive_nodes(), n_trials, settings.cpus_per_trial, settings.gpus_per_trial)
+    return allocation.trial_resources(list(alive_nodes().values()), n_trials, settings.cpus_per_trial,
+                                      settings.gpus_per_trial)
 
 
 def trials_to_run(plan: Plan) -> int:
+    """The trials a plan runs (at least one): what the CPUs and GPUs are shared among."""
     return max(1, len(plan.to_run))
 
 

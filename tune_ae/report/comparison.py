@@ -25,7 +25,10 @@ def pca_by_width(folder: Path, widths: list[int]) -> dict[int, float]:
     data = read_meta(folder).get("data")
     if not isinstance(data, dict):
         raise ReportError(f"{folder}'s record names no data set: PCA's error cannot be computed")
-    recorded = {int(h): float(v) for h, v in (data.get("pca_val_mse") or {}).items()}
+    try:
+        recorded = {int(h): float(v) for h, v in (data.get("pca_val_mse") or {}).items()}
+    except (TypeError, ValueError, AttributeError):
+        raise ReportError(f"{folder}'s record holds PCA errors that do not read: {data.get('pca_val_mse')!r}") from None
     missing = [h for h in widths if h not in recorded or not recorded[h] > 0]
     if missing:
         data = experiment_data(folder)
@@ -106,15 +109,22 @@ def curves_side_by_side(folders: list[Path], best: pd.DataFrame) -> Figure:
     return fig
 
 
-def markdown(best: pd.DataFrame) -> str:
-    """A row per width, a column per experiment: its best final val_loss and multiple of PCA."""
+def table(best: pd.DataFrame) -> list[list[str]]:
+    """A header row, then a row per width: each experiment's best final val_loss with its multiple
+    of PCA (where one can be taken), and PCA's error (several where the data sets differ)."""
     names = list(dict.fromkeys(best["experiment"]))
-    lines = ["| h | " + " | ".join(names) + " | PCA, k = h |", "|---|" + "---|" * (len(names) + 1)]
-    for hidden, rows in best.groupby("hidden"):
-        by_name = rows.set_index("experiment")
+    rows = [["h", *names, "PCA, k = h"]]
+    for hidden, group in best.groupby("hidden"):
+        by_name = group.set_index("experiment")
         cells = [f"{by_name.loc[n, 'val_loss']:.4g}" + (f" ({by_name.loc[n, 'x_pca']:.3g}x)"
-                                                           if np.isfinite(by_name.loc[n, 'x_pca']) else "")
+                                                       if np.isfinite(by_name.loc[n, 'x_pca']) else "")
                  if n in by_name.index else "-" for n in names]
-        pca = " / ".join(dict.fromkeys(f"{v:.4g}" for v in rows["pca"]))  # several where the data sets differ
-        lines.append(f"| {hidden} | " + " | ".join(cells) + f" | {pca} |")
-    return "\n".join(lines) + "\n"
+        rows.append([str(hidden), *cells, " / ".join(dict.fromkeys(f"{v:.4g}" for v in group["pca"]))])
+    return rows
+
+
+def markdown(best: pd.DataFrame) -> str:
+    """`table` as markdown (a `|` in a name escaped)."""
+    rows = [[cell.replace("|", "\\|") for cell in row] for row in table(best)]
+    lines = ["| " + " | ".join(rows[0]) + " |", "|---|" + "---|" * (len(rows[0]) - 1)]
+    return "\n".join([*lines, *("| " + " | ".join(row) + " |" for row in rows[1:])]) + "\n"
