@@ -55,8 +55,8 @@ def two_cpus(monkeypatch):
     return free
 
 
-def result(epoch, checkpointed=True):
-    return {"epoch": epoch, "node_id": "n", **({"checkpointed": True} if checkpointed else {})}
+def result(epoch, checkpointed=True, epoch_time_s=10.0):
+    return {"epoch": epoch, "node_id": "n", "epoch_time_s": epoch_time_s, **({"checkpointed": True} if checkpointed else {})}
 
 
 def test_a_trial_grows_at_its_checkpoint_once_the_other_ended(two_cpus):
@@ -76,7 +76,7 @@ def test_a_trial_grows_at_its_checkpoint_once_the_other_ended(two_cpus):
 
 
 @pytest.mark.parametrize("why", ["a trial waits", "more trials to come", "its last epoch", "fixed CPUs",
-                                 "another node", "one not reported yet", "Ray has none free"])
+                                 "another node", "one not reported yet", "Ray has none free", "little work left"])
 def test_no_trial_grows_while_others_wait_or_when_fixed(two_cpus, why):
     two_cpus["n"] = 0.0 if why == "Ray has none free" else 1.0
     a = FakeTrial("a", node="elsewhere" if why == "another node" else "n")
@@ -87,8 +87,9 @@ def test_no_trial_grows_while_others_wait_or_when_fixed(two_cpus, why):
     scheduler = hand_on.HandOnCores(enabled=why != "fixed CPUs")
     controller = FakeController(trials, finished=why != "more trials to come")
     epoch = 10 if why == "its last epoch" else 4
-    assert scheduler.on_trial_result(controller, a, {**result(epoch), "node_id": a.last_result["node_id"]}) \
-        == TrialScheduler.CONTINUE
+    seconds = hand_on.MIN_WORK_LEFT_S / 7 if why == "little work left" else 10.0  # 6 epochs left: just under it
+    assert scheduler.on_trial_result(controller, a, {**result(epoch, epoch_time_s=seconds),
+                                                     "node_id": a.last_result["node_id"]}) == TrialScheduler.CONTINUE
 
 
 def test_one_trial_at_a_time_between_its_pause_and_its_restart(monkeypatch):
@@ -113,10 +114,12 @@ def test_the_base_schedulers_stop_stands(two_cpus):
     assert scheduler.on_trial_result(FakeController([a]), a, result(4)) == TrialScheduler.STOP
 
 
-def test_a_trial_left_alone_on_two_cpus_moves_to_two_threads_and_keeps_every_epoch_once(ray_session, tmp_path):
+def test_a_trial_left_alone_on_two_cpus_moves_to_two_threads_and_keeps_every_epoch_once(ray_session, tmp_path,
+                                                                                        monkeypatch):
     """A 2-CPU Ray (ray_session): two trials at one thread each; the 2-epoch one ends, and the
     long one checkpoints at the end of the epoch in which the core came free (its periodic
     checkpoints are past its end) and restarts from there with both CPUs."""
+    monkeypatch.setattr(hand_on, "MIN_WORK_LEFT_S", 0.0)  # its epochs take milliseconds: worth growing here
     data = load_fashion_mnist(write_dataset(tmp_path / "d"), expect_full=False)
     n = 60  # at ~25 ms an epoch (30 steps of 10 images): the core comes free well before its end
     grid = Grid({"hidden": (8,), "epochs": (n, 2), "batch_size": (10,)})
