@@ -121,7 +121,7 @@ def test_a_trial_left_alone_on_two_cpus_moves_to_two_threads_and_keeps_every_epo
     checkpoints are past its end) and restarts from there with both CPUs."""
     monkeypatch.setattr(hand_on, "MIN_WORK_LEFT_S", 0.0)  # its epochs take milliseconds: worth growing here
     data = load_fashion_mnist(write_dataset(tmp_path / "d"), expect_full=False)
-    n = 60  # at ~25 ms an epoch (30 steps of 10 images): the core comes free well before its end
+    n = 200  # ~20 ms an epoch (30 steps of 10 images); free cores are looked for once a second
     grid = Grid({"hidden": (8,), "epochs": (n, 2), "batch_size": (10,)})
     s = SweepSettings(storage_path=str(tmp_path / "store"), name="handed", checkpoint_every=1000, gpus_per_trial=0.0)
     assert tuner.trial_resources(s, 2) == {"cpu": 1.0, "gpu": 0.0}

@@ -112,5 +112,8 @@ def test_freed_cores_say_so_once_per_freeing(monkeypatch):
 
     seen = iter([0.0, 1.0, 1.0, 0.0, 2.0, 3.0, 0.5])
     monkeypatch.setattr(ray_internals, "free_cpus", lambda node: next(seen))
-    freed = trainable.FreedCores("n")
+    freed = trainable.FreedCores("n", every_s=0.0)
     assert [freed.came_free() for _ in range(7)] == [False, True, False, False, True, True, False]
+    seldom = trainable.FreedCores("n", every_s=3600.0)
+    monkeypatch.setattr(ray_internals, "free_cpus", lambda node: 2.0)
+    assert [seldom.came_free() for _ in range(3)] == [True, False, False]  # Ray asked once an hour at most

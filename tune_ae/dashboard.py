@@ -30,12 +30,11 @@ import signal
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from tune_ae import journal, lock, ray_internals
+from tune_ae import journal, lifeline, lock, ray_internals
 from tune_ae.args import OK, USAGE_ERROR, Parser, exit_now
 from tune_ae.config import ConfigError
 from tune_ae.experiment import META_FILE, has_record, read_meta, recorded_grid
@@ -43,7 +42,6 @@ from tune_ae.experiment import META_FILE, has_record, read_meta, recorded_grid
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 SHOWN_FILES = ("report.md", "trials.csv", "epochs.csv", "spread.csv")  # and figures/*: what / links to
 NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)  # a folder the page reads but cannot write
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def build_parser(prog: str = "python -m tune_ae.dashboard") -> Parser:
@@ -75,59 +73,6 @@ def check_port(port: int, stop_with: int | None = None) -> None:
         raise ConfigError(f"--port must be in 1..65535, got {port}")
     if stop_with is not None and stop_with <= 0:  # 0 and below name process groups to os.kill, not a process
         raise ConfigError(f"--stop-with takes a process id (a positive integer), got {stop_with}")
-
-
-def stop_with(pid: int) -> None:
-    """Stop this page, as Ctrl-C does (SIGINT: its stop line, exit 0), once process `pid` has ended,
-    however it ended (SIGKILL included), within about a second.
-
-    Where `pid` is this process's parent on Linux, the kernel sends the signal when the parent
-    ends (PR_SET_PDEATHSIG, set here rather than before exec, which a Popen without preexec_fn
-    cannot); the parent may have ended before it was set, so the parent is looked at once more
-    right after. (The kernel means the parent's thread that started this process: run.py starts
-    it from the driver's main thread.) Anywhere else, a daemon thread looks once a second."""
-    if os.getppid() == pid and parent_death_signal(signal.SIGINT):
-        if os.getppid() != pid:  # reparented already: the parent ended before the signal was set
-            os.kill(os.getpid(), signal.SIGINT)
-        return
-    threading.Thread(target=watch, args=(pid,), name="stop-with", daemon=True).start()
-
-
-def parent_death_signal(signum: int) -> bool:
-    """Ask Linux for `signum` when this process's parent ends; False where that is not to be had."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(ctypes.c_int(PR_SET_PDEATHSIG), ctypes.c_ulong(signum), ctypes.c_ulong(0),
-                          ctypes.c_ulong(0), ctypes.c_ulong(0)) == 0
-    except (OSError, AttributeError):  # no libc to be found, or no prctl in it
-        return False
-
-
-def watch(pid: int, every: float = 1.0) -> None:
-    """Look at process `pid` every `every` seconds; SIGINT this process once it has ended."""
-    while not ended(pid):
-        time.sleep(every)
-    os.kill(os.getpid(), signal.SIGINT)
-
-
-def ended(pid: int) -> bool:
-    """Whether process `pid` has ended: gone, or a zombie (ended, its exit status not yet collected)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # another user's process, alive
-        return False
-    try:  # Linux: the state follows the command name, which may itself hold spaces and parentheses
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:  # collected just now; or a system without /proc, where kill's answer stands
-        return Path("/proc").is_dir()
-    except (OSError, IndexError):
-        return False
 
 
 def journal_to_serve(folder: Path) -> tuple[Path, bool]:
@@ -269,6 +214,19 @@ def say(line: str) -> None:
         os.close(devnull)
 
 
+def start_checks(args) -> None:
+    """What either page does before its slow part: --stop-with's watch (a driver gone meanwhile
+    stops it too), and optuna-dashboard there, or one line saying so."""
+    if args.stop_with is not None:
+        lifeline.stop_with(args.stop_with)
+    try:
+        import optuna_dashboard
+    except ImportError:
+        raise ConfigError("optuna-dashboard is not installed; pip install optuna-dashboard (a dependency of "
+                          "tune_ae: reinstall it)") from None
+    del optuna_dashboard  # imported here to say so in one line; the app is built from it later
+
+
 def serve(args) -> int:
     """One experiment's page, or, for a folder of experiments, the storage page (storage_page.py)."""
     folder = Path(args.experiment).expanduser().resolve()
@@ -294,16 +252,12 @@ def serve_storage(root: Path, args) -> int:
     """The page of every experiment under `root` until Ctrl-C."""
     try:
         check_port(args.port, args.stop_with)
-        if args.stop_with is not None:
-            stop_with(args.stop_with)
-        try:
-            from optuna_dashboard import wsgi
-        except ImportError:
-            raise ConfigError("optuna-dashboard is not installed; pip install optuna-dashboard (a dependency of "
-                              "tune_ae: reinstall it)") from None
+        start_checks(args)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return USAGE_ERROR
+    from optuna_dashboard import wsgi
+
     from tune_ae import storage_page
     from tune_ae.many_journals import ExperimentsStorage
 
@@ -320,14 +274,7 @@ def serve_storage(root: Path, args) -> int:
 def serve_experiment(folder: Path, args) -> int:
     try:
         check(folder, args.port, args.stop_with)
-        if args.stop_with is not None:  # before the slow part: a driver gone while it runs stops it too
-            stop_with(args.stop_with)
-        try:
-            import optuna_dashboard
-        except ImportError:
-            raise ConfigError("optuna-dashboard is not installed; pip install optuna-dashboard (a dependency of "
-                              "tune_ae: reinstall it)") from None
-        del optuna_dashboard  # imported here to say so in one line; app_for uses it
+        start_checks(args)
         file, temporary = journal_to_serve(folder)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)

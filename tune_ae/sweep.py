@@ -107,10 +107,11 @@ def write_record(plan: Plan, data: FashionMNIST, address: str | None, command: l
     changes, adds, and whether a new Tuner carries it)."""
     data_info = {"folder": data.folder, "subset": plan.grid.subset,
                  "train_images": len(data.train_images), "test_images": len(data.test_images)}
-    pca = baselines.cached_pca_mse(data.train_images, data.train_labels, data.test_images, data.test_labels,
-                                   sorted(set(plan.grid.values("hidden"))))
-    if pca:  # tune-ae list's reference; otherwise the report records it
-        data_info["pca_val_mse"] = {str(k): v for k, v in pca.items()}
+    if not experiment.has_record(plan.folder):  # a new record's data entry (a resume keeps the one it has)
+        pca = baselines.cached_pca_mse(data.train_images, data.train_labels, data.test_images, data.test_labels,
+                                       sorted(set(plan.grid.values("hidden"))))
+        if pca:  # tune-ae list's reference; otherwise the report records it
+            data_info["pca_val_mse"] = {str(k): v for k, v in pca.items()}
     this_run = {**experiment.this_run(address, command), "mode": plan.mode, "changed_settings": plan.changed,
                 "restarted": plan.mode in ("continue", "extend")}
     if plan.added is not None:
