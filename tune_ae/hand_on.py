@@ -13,7 +13,8 @@ give, and then Tune caches no actor, so the trial restarts on a new worker of it
 Decided per node (a trial's node is the `node_id` it reports) by allocation.more_threads at
 each checkpoint a trial reports; under auto a trial also checkpoints at the end of the epoch in
 which cores came free on its node (trainable.FreedCores), so a freed core idles for about one
-epoch of the trials still running, not a whole checkpoint interval.
+epoch (and the second between a trial's looks) of the trials still running, not a whole
+checkpoint interval.
 """
 
 from __future__ import annotations
