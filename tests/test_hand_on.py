@@ -18,10 +18,10 @@ from conftest import write_dataset
 
 
 class FakeTrial:
-    def __init__(self, trial_id, status=Trial.RUNNING, cpus=1.0, node="n", epochs=10):
+    def __init__(self, trial_id, status=Trial.RUNNING, cpus=1.0, node="n", epochs=10, gpus=0.0):
         self.trial_id, self.status, self.config = trial_id, status, {"epochs": epochs}
         self.last_result = {"node_id": node}
-        self.placement_group_factory = SimpleNamespace(required_resources={"CPU": cpus, "GPU": 0.0})
+        self.placement_group_factory = SimpleNamespace(required_resources={"CPU": cpus, "GPU": gpus})
 
     def update_resources(self, resources):
         assert self.status != Trial.RUNNING  # as Tune's own: never while it runs
@@ -76,10 +76,11 @@ def test_a_trial_grows_at_its_checkpoint_once_the_other_ended(two_cpus):
 
 
 @pytest.mark.parametrize("why", ["a trial waits", "more trials to come", "its last epoch", "fixed CPUs",
-                                 "another node", "one not reported yet", "Ray has none free", "little work left"])
+                                 "another node", "one not reported yet", "Ray has none free", "little work left",
+                                 "a GPU trial"])
 def test_no_trial_grows_while_others_wait_or_when_fixed(two_cpus, why):
     two_cpus["n"] = 0.0 if why == "Ray has none free" else 1.0
-    a = FakeTrial("a", node="elsewhere" if why == "another node" else "n")
+    a = FakeTrial("a", node="elsewhere" if why == "another node" else "n", gpus=0.25 if why == "a GPU trial" else 0.0)
     trials = [a, FakeTrial("b", status=Trial.PENDING)] if why == "a trial waits" else [a]
     if why == "one not reported yet":  # running, no result yet: its node unknown, its CPU counted here
         trials.append(FakeTrial("c"))
