@@ -1,41 +1,60 @@
 #!/usr/bin/env bash
-# Every GPU check in one run, each step under a hard limit (a hung CUDA process ignores SIGTERM).
+# Every GPU check in one run, each step under a hard limit (a hung CUDA process ignores SIGTERM),
+# all of them within BUDGET_S seconds (default 540: a device call's limit is 600).
 #   bash benchmarks/gpu.sh DATA_DIR [OUT_DIR]
 # On a lent machine with the device kit:  source .carry/setup.sh && bash benchmarks/gpu.sh .carry/data $OUT
-# Prints: graphed vs eager epochs and same-card resume (gpu_check.py); the benchmark on the GPU
-# (peaks with sync, report-style pipeline on the same card); the paper grid end to end with
-# its report (4 x 0.25 GPU); one trial alone at h=512; the four widths one after another.
-# EPOCHS=2 shortens the three sweeps (a rehearsal on a CPU; the paper grid's own 400 otherwise).
+# Steps, most wanted first (a step with too little of the budget left is skipped, and says so):
+#   check       graphed vs eager epochs, a resume on the same card (gpu_check.py)
+#   paper       the paper grid end to end with its report (4 x 0.25 GPU)
+#   alone-512   one trial alone at h = 512
+#   bench       the benchmark on the GPU (peaks with sync, the report-style pipeline on the same card)
+#   serial      the four widths one after another at 1.0 GPU (against paper's 4 x 0.25)
+#   one-process the four widths in four processes against one process (one_process.py)
+#   cores       the CPU-only paper grid at 40 epochs, auto against 1 CPU per trial (cores.py)
+# EPOCHS=2 shortens every sweep (a rehearsal on a CPU; the paper grid's own 400 otherwise).
 set -uo pipefail
 DATA=${1:?usage: bash benchmarks/gpu.sh DATA_DIR [OUT_DIR]}
 OUT=${2:-gpu-results}
 mkdir -p "$OUT"
 PY=${PYTHON:-python3}
-PAPER_EPOCHS=${EPOCHS:+--epochs $EPOCHS} SHORT_EPOCHS="--epochs ${EPOCHS:-100}"
+PAPER_EPOCHS=${EPOCHS:+--epochs $EPOCHS} SHORT=${EPOCHS:-100}
 export TUNE_AE_NO_DOWNLOAD=1 RAY_AUTH_MODE=${RAY_AUTH_MODE:-disabled}
+DEADLINE=$(( $(date +%s) + ${BUDGET_S:-540} ))
 
-step() {  # step NAME LIMIT_S COMMAND...: run, time, keep the output, never hang
+step() {  # step NAME LIMIT_S COMMAND...: run, time, keep the output, never hang, never pass the deadline
   local name=$1 limit=$2; shift 2
+  local left=$(( DEADLINE - $(date +%s) ))
+  (( left < limit )) && limit=$left
+  if (( limit < 20 )); then printf '== %s: skipped, %d s of the budget left\n' "$name" "$left"; return; fi
   local t0=$(date +%s%N)
   timeout -s KILL "$limit" "$@" > "$OUT/$name.log" 2>&1
   local rc=$? t1=$(date +%s%N)
   local tenths=$(( (t1 - t0) / 100000000 ))  # bash integers: the GPU machine has no bc
-  printf '== %s: exit %s, %d.%d s wall\n' "$name" "$rc" $((tenths / 10)) $((tenths % 10))
+  printf '== %s: exit %s, %d.%d s wall (limit %d s)\n' "$name" "$rc" $((tenths / 10)) $((tenths % 10)) "$limit"
   tail -n "${TAIL:-12}" "$OUT/$name.log"
+  # A killed step's Ray (started in its own sessions) would hold the card and cores for the next.
+  (( rc == 137 )) && pkill -9 -f 'ray/core/src/ray|ray/_private/|ray/dashboard/|ray::' 2>/dev/null
+  return 0
 }
 epoch_ms() {  # median epoch time (ms) per hidden size of an experiment
-  $PY -c "import sys; from tune_ae import results; e = results.load_table(sys.argv[1], 'epochs'); \
+  [ -d "$1" ] || return 0
+  timeout -s KILL 30 $PY -c "import sys; from tune_ae import results; e = results.load_table(sys.argv[1], 'epochs'); \
 print((e.groupby('hidden')['epoch_time_s'].median() * 1e3).round(1).to_string())" "$1"
 }
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-step check 150 $PY benchmarks/gpu_check.py --data-dir "$DATA"
-step bench 150 $PY -m tune_ae.bench --data-dir "$DATA" --epochs 3 --no-ray --json "$OUT/bench.json"
-TAIL=3 step paper 150 $PY -m tune_ae.run --grid paper $PAPER_EPOCHS --data-dir "$DATA" --storage-path "$PWD/$OUT" --name paper
+$PY -c 'import ray, torch; print("python", __import__("sys").version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda, "ray", ray.__version__)'
+nproc
+step check 90 $PY benchmarks/gpu_check.py --data-dir "$DATA"
+TAIL=4 step paper 150 $PY -m tune_ae.run --grid paper $PAPER_EPOCHS --data-dir "$DATA" --storage-path "$PWD/$OUT" --name paper
 epoch_ms "$OUT/paper"
-TAIL=3 step alone-512 60 $PY -m tune_ae.run --grid paper --hidden 512 $SHORT_EPOCHS --data-dir "$DATA" \
+TAIL=3 step alone-512 60 $PY -m tune_ae.run --grid paper --hidden 512 --epochs "$SHORT" --data-dir "$DATA" \
     --storage-path "$PWD/$OUT" --name alone --no-report
 epoch_ms "$OUT/alone"
-TAIL=3 step one-after-another 120 $PY -m tune_ae.run --grid paper $SHORT_EPOCHS --gpus-per-trial 1 --data-dir "$DATA" \
+step bench 120 $PY -m tune_ae.bench --data-dir "$DATA" --epochs 3 --no-ray --json "$OUT/bench.json"
+TAIL=3 step serial 120 $PY -m tune_ae.run --grid paper --epochs "$SHORT" --gpus-per-trial 1 --data-dir "$DATA" \
     --storage-path "$PWD/$OUT" --name serial --no-report
 epoch_ms "$OUT/serial"
+step one-process 90 $PY benchmarks/one_process.py --data-dir "$DATA" --epochs "$SHORT"
+TAIL=8 CUDA_VISIBLE_DEVICES= step cores 240 $PY benchmarks/cores.py --data-dir "$DATA" --sweeps paper --paper-epochs "${EPOCHS:-40}"
+echo "== done, $(( DEADLINE - $(date +%s) )) s of the budget left"
