@@ -182,13 +182,25 @@ def ray_session():
 
 
 def end_session(pid: int) -> None:
-    """Kill what is left of a driver started with start_new_session: its embedded Ray shares the session."""
+    """Kill what is left of a driver started with start_new_session and of its embedded Ray, whose
+    processes are its descendants in sessions of their own."""
     import signal
 
+    import psutil
+
+    try:
+        family = psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        family = []
     try:
         os.killpg(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+    for process in family:
+        try:
+            process.kill()
+        except psutil.NoSuchProcess:
+            pass
 
 
 def run_cli(*args: str, env: dict | None = None, timeout: float = 300, **popen):

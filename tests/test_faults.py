@@ -4,7 +4,8 @@ folder, and a copied folder (SIGHUP: during the random search's report in test_r
 asserts the exit code and readable tables, and each sweep that stopped part way is resumed and
 must finish with every epoch once and the metrics of an uninterrupted run. Every stop signal
 takes one path (signals.py, its cases in tests/test_signals.py); here SIGTERM is the one sent
-with Ray up, as Ray's own SIGTERM handling is what tune_ae turns off (ray_start.start_ray).
+with Ray up, to the driver's process group, as Ray's own SIGTERM handling is what tune_ae turns
+off and its processes are what a group's signal must not reach (ray_start.start_ray).
 
 One small trial (h = 64, 3,000 images, minibatches of 50, 24 epochs, a checkpoint every 2),
 interrupted once its epochs log holds a given number of epochs: no sleeps decide when.
@@ -59,10 +60,11 @@ def logged_epochs(folder: Path) -> int:
     return sum(len(p.read_text().splitlines()) for p in folder.glob("*/" + results.EPOCHS_LOG))
 
 
-def stop(driver: subprocess.Popen, sig: int, at_epoch: int, folder: Path, then: int | None = None
-         ) -> tuple[int, str, str]:
+def stop(driver: subprocess.Popen, sig: int, at_epoch: int, folder: Path, then: int | None = None,
+         group: bool = False) -> tuple[int, str, str]:
     """Send `sig` to the driver once `at_epoch` epochs are logged (and `then` 0.2 s later, while
-    Tune stops: e.g. a person pressing Ctrl-C); returns (exit code, stdout, stderr).
+    Tune stops: e.g. a person pressing Ctrl-C); returns (exit code, stdout, stderr). With `group`,
+    to the driver's whole process group, as a shell, a terminal or `timeout` signals a job.
 
     SIGKILL stands for a lost machine: the driver and every process of its Ray (trial workers
     included, which would otherwise write a checkpoint or two more) die at once. Either way,
@@ -73,10 +75,11 @@ def stop(driver: subprocess.Popen, sig: int, at_epoch: int, folder: Path, then: 
         wait_for(lambda: logged_epochs(folder) >= at_epoch or driver.poll() is not None, f"epoch {at_epoch}")
         assert driver.poll() is None, "the sweep ended before the signal: " + driver.communicate()[1][-2000:]
         family = psutil.Process(driver.pid).children(recursive=True)
-        driver.send_signal(sig)
+        send = (lambda signum: os.killpg(driver.pid, signum)) if group else driver.send_signal
+        send(sig)
         if then is not None:
             time.sleep(0.2)
-            driver.send_signal(then)
+            send(then)
         if sig == signal.SIGKILL:
             for process in family:
                 try:
@@ -132,8 +135,11 @@ def test_sigterm_then_ctrl_c_the_folder_locked_a_resume_with_new_settings_and_a_
         assert "is in use by another run" in lines[0] and f"pid {driver.pid}" in lines[0], lines[0]
 
     # SIGTERM (Ray's own handler, which prints "SIGTERM received" and kills, is off), then Ctrl-C
-    # while Tune stops: faster, still an interruption, and the first signal's.
-    code, out, err = stop(driver, signal.SIGTERM, 7, folder, then=signal.SIGINT)
+    # while Tune stops: faster, still an interruption, and the first signal's. Both to the
+    # driver's process group, as `timeout` or a shell sends them: Ray's processes, in sessions
+    # of their own, get neither (the group's SIGTERM stopped the GCS, and the driver waited 60 s
+    # for it and died with exit 1).
+    code, out, err = stop(driver, signal.SIGTERM, 7, folder, then=signal.SIGINT, group=True)
     command = f"python -m tune_ae.run --resume --name c --storage-path {store}"
     assert code == 143 and "interrupted (SIGTERM)" in err, err[-2000:]
     assert "Traceback" not in err and "KeyboardInterrupt" not in err and "SIGTERM received" not in err, err[-2000:]
@@ -347,7 +353,7 @@ def kill_at(driver: subprocess.Popen, folder: Path, progress: int) -> None:
     try:
         wait_for(lambda: epochs_done(folder) >= progress or driver.poll() is not None, f"{progress} epochs")
         assert driver.poll() is None, "the sweep ended before the kill: " + driver.communicate()[1][-2000:]
-        os.killpg(driver.pid, signal.SIGKILL)
+        end_session(driver.pid)  # the group and every process of its Ray, sessions of their own included
         driver.communicate(timeout=120)
         assert driver.returncode == -signal.SIGKILL  # never an exit code that claims an end
     finally:

@@ -5,6 +5,7 @@ in the new Ray before changing CHECKED_WITH. The last test runs a real (tiny) fi
 """
 
 import inspect
+import os
 import json
 import signal
 
@@ -162,3 +163,19 @@ def test_a_trials_folder_on_the_storage_path_is_named_as_its_working_folder(ray_
     grid = tune.Tuner(trainable, run_config=tune.RunConfig(storage_path=str(tmp_path), name="n", verbose=0)).fit()
     (stored,) = [p.parent.name for p in (tmp_path / "n").glob("*/" + ray_internals.PARAMS_FILE)]
     assert grid[0].metrics["folder"] == stored, "a trial can no longer find its folder on the storage path by name"
+
+
+def test_the_embedded_rays_processes_start_in_sessions_of_their_own():
+    """A stop signal to the driver's process group must not reach the GCS or the raylet."""
+    from ray._private import services
+
+    plain = services.ConsolePopen
+    assert "ConsolePopen(" in inspect.getsource(services.start_ray_process)  # how ray.init spawns each one
+    with ray_internals.daemons_in_own_sessions():
+        child = services.ConsolePopen(["sleep", "30"])
+    try:
+        assert os.getsid(child.pid) == child.pid != os.getsid(0)
+    finally:
+        child.kill()
+        child.wait()
+    assert services.ConsolePopen is plain

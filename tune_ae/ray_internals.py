@@ -12,6 +12,7 @@ these names, and they load without Ray.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import re
@@ -190,6 +191,35 @@ LEGACY_CONSOLE = ("RAY_AIR_NEW_OUTPUT", "0")
 # smoke sweep on 2 cores starts ~3 s sooner and spends ~4 CPU-seconds less (measured
 # 2026-12-02). An unknown key makes the GCS exit at start: test_ray_internals checks it exists.
 EMBEDDED_SYSTEM_CONFIG = {"prestart_worker_first_driver": False}
+
+
+# --- The embedded Ray's processes, in sessions of their own (2.60.0: ray/_private/services.py) ---
+# ray.init starts the GCS, the raylet (which starts the agents and the workers) and the
+# monitors through services.start_ray_process, which creates each with `services.ConsolePopen`
+# and blocks SIGINT in it, but leaves it in the driver's process group. A stop signal sent to
+# the group (a closed terminal's SIGHUP, `timeout`, `kill -- -PGID`, a shell's `kill %1`) then
+# reached the GCS and the raylet too: they exited, the driver's graceful stop found no Ray,
+# waited 60 s for the GCS and died with exit 1, without its tables or the resume command.
+# In a session of its own a daemon gets no signal meant for the driver's group or terminal;
+# ray.shutdown still stops it by its pid, and it still dies with the driver (Ray's fate-sharing
+# is prctl(PR_SET_PDEATHSIG), not the group).
+@contextlib.contextmanager
+def daemons_in_own_sessions():
+    """While Ray starts: every process ray.init spawns leads a new session (setsid)."""
+    from ray._private import services
+
+    plain = services.ConsolePopen
+
+    class OwnSession(plain):
+        def __init__(self, *args, **kwargs):
+            kwargs["start_new_session"] = True
+            super().__init__(*args, **kwargs)
+
+    services.ConsolePopen = OwnSession
+    try:
+        yield
+    finally:
+        services.ConsolePopen = plain
 
 
 # --- Asking a cluster's GCS whether it takes this driver's token (2.60.0: ray/_raylet.pyx GcsClient) ---

@@ -89,7 +89,7 @@ def start_ray(address: str | None) -> None:
     # that end with sys.exit while it starts: that SystemExit is a SIGTERM, an interruption.
     os.environ.setdefault(ray_internals.DISABLE_CORE_SIGNAL_HANDLER, "1")
     if not address:
-        with signal_during_start():
+        with signal_during_start(), ray_internals.daemons_in_own_sessions():  # a signal to the group is the driver's
             ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
                      _system_config=ray_internals.EMBEDDED_SYSTEM_CONFIG)
         signals.install()
