@@ -9,6 +9,7 @@
 #   alone-512   one trial alone at h = 512
 #   bench       the benchmark on the GPU (peaks with sync, the report-style pipeline on the same card)
 #   serial      the four widths one after another at 1.0 GPU (against paper's 4 x 0.25)
+#   paper-mps   the paper grid with its four processes as clients of NVIDIA's MPS (where the machine has it)
 #   one-process the four widths in four processes against one process (one_process.py)
 #   cores       the CPU-only paper grid at 40 epochs, auto against 1 CPU per trial (cores.py)
 # EPOCHS=2 shortens every sweep (a rehearsal on a CPU; the paper grid's own 400 otherwise).
@@ -55,6 +56,19 @@ step bench 120 $PY -m tune_ae.bench --data-dir "$DATA" --epochs 3 --no-ray --jso
 TAIL=3 step serial 120 $PY -m tune_ae.run --grid paper --epochs "$SHORT" --gpus-per-trial 1 --data-dir "$DATA" \
     --storage-path "$PWD/$OUT" --name serial --no-report
 epoch_ms "$OUT/serial"
+if command -v nvidia-cuda-mps-control > /dev/null; then  # the paper grid again, its four processes as MPS clients
+  export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log
+  mkdir -p $CUDA_MPS_PIPE_DIRECTORY $CUDA_MPS_LOG_DIRECTORY
+  if timeout -s KILL 10 nvidia-cuda-mps-control -d; then
+    TAIL=3 step paper-mps 120 $PY -m tune_ae.run --grid paper $PAPER_EPOCHS --data-dir "$DATA" --storage-path "$PWD/$OUT" \
+        --name paper-mps --no-report
+    epoch_ms "$OUT/paper-mps"
+    echo quit | timeout -s KILL 10 nvidia-cuda-mps-control
+  else
+    echo "== paper-mps: the MPS daemon did not start"
+  fi
+  unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY  # later steps must not look for a daemon that is gone
+fi
 step one-process 90 $PY benchmarks/one_process.py --data-dir "$DATA" --epochs "$SHORT"
 TAIL=8 CUDA_VISIBLE_DEVICES= step cores 240 $PY benchmarks/cores.py --data-dir "$DATA" --sweeps paper --paper-epochs "${EPOCHS:-40}"
 echo "== done, $(( DEADLINE - $(date +%s) )) s of the budget left"
