@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every GPU check in one run, each step under a hard limit (a hung CUDA process ignores SIGTERM),
-# all of them within BUDGET_S seconds (default 540: a device call's limit is 600).
+# all of them within BUDGET_S seconds (default 480: a device call's limit is 600, the kit's setup comes first).
 #   bash benchmarks/gpu.sh DATA_DIR [OUT_DIR]
 # On a lent machine with the device kit:  source .carry/setup.sh && bash benchmarks/gpu.sh .carry/data $OUT
 # Steps, most wanted first (a step with too little of the budget left is skipped, and says so):
@@ -19,12 +19,12 @@ OUT=${2:-gpu-results}
 mkdir -p "$OUT"
 PY=${PYTHON:-python3}
 PAPER_EPOCHS=${EPOCHS:+--epochs $EPOCHS} SHORT=${EPOCHS:-100}
-export TUNE_AE_NO_DOWNLOAD=1 RAY_AUTH_MODE=${RAY_AUTH_MODE:-disabled}
-DEADLINE=$(( $(date +%s) + ${BUDGET_S:-540} ))
+export TUNE_AE_NO_DOWNLOAD=1 RAY_AUTH_MODE=${RAY_AUTH_MODE:-disabled} PYTHONUNBUFFERED=1  # a killed step keeps its lines
+DEADLINE=$(( $(date +%s) + ${BUDGET_S:-480} ))
 
 step() {  # step NAME LIMIT_S COMMAND...: run, time, keep the output, never hang, never pass the deadline
   local name=$1 limit=$2; shift 2
-  local left=$(( DEADLINE - $(date +%s) ))
+  local left=$(left)
   (( left < limit )) && limit=$left
   if (( limit < 20 )); then printf '== %s: skipped, %d s of the budget left\n' "$name" "$left"; return; fi
   local t0=$(date +%s%N)
@@ -37,9 +37,10 @@ step() {  # step NAME LIMIT_S COMMAND...: run, time, keep the output, never hang
   (( rc == 137 )) && pkill -9 -f 'ray/core/src/ray|ray/_private/|ray/dashboard/|ray::' 2>/dev/null
   return 0
 }
+left() { echo $(( DEADLINE - $(date +%s) )); }
 epoch_ms() {  # median epoch time (ms) per hidden size of an experiment
-  [ -d "$1" ] || return 0
-  timeout -s KILL 30 $PY -c "import sys; from tune_ae import results; e = results.load_table(sys.argv[1], 'epochs'); \
+  [ -d "$1" ] && (( $(left) > 20 )) || return 0
+  timeout -s KILL 15 $PY -c "import sys; from tune_ae import results; e = results.load_table(sys.argv[1], 'epochs'); \
 print((e.groupby('hidden')['epoch_time_s'].median() * 1e3).round(1).to_string())" "$1"
 }
 
@@ -56,7 +57,7 @@ step bench 120 $PY -m tune_ae.bench --data-dir "$DATA" --epochs 3 --no-ray --jso
 TAIL=3 step serial 120 $PY -m tune_ae.run --grid paper --epochs "$SHORT" --gpus-per-trial 1 --data-dir "$DATA" \
     --storage-path "$PWD/$OUT" --name serial --no-report
 epoch_ms "$OUT/serial"
-if command -v nvidia-cuda-mps-control > /dev/null; then  # the paper grid again, its four processes as MPS clients
+if command -v nvidia-cuda-mps-control > /dev/null && (( $(left) > 60 )); then  # the paper grid again, its four processes as MPS clients
   export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log
   mkdir -p $CUDA_MPS_PIPE_DIRECTORY $CUDA_MPS_LOG_DIRECTORY
   if timeout -s KILL 10 nvidia-cuda-mps-control -d; then
@@ -71,4 +72,4 @@ if command -v nvidia-cuda-mps-control > /dev/null; then  # the paper grid again,
 fi
 step one-process 90 $PY benchmarks/one_process.py --data-dir "$DATA" --epochs "$SHORT"
 TAIL=8 CUDA_VISIBLE_DEVICES= step cores 240 $PY benchmarks/cores.py --data-dir "$DATA" --sweeps paper --paper-epochs "${EPOCHS:-40}"
-echo "== done, $(( DEADLINE - $(date +%s) )) s of the budget left"
+echo "== done, $(left) s of the budget left"

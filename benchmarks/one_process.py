@@ -13,8 +13,8 @@ device, a CUDA graph per epoch on CUDA, validating every epoch. The first epoch 
   the device, one sync per epoch of all four (CUDA only).
 - one-graph: one process; one CUDA graph holding the four models' training epochs, one launch
   per epoch of all four (CUDA only).
-Prints per mode the wall seconds, the milliseconds per epoch of all four and the speedup over
-processes, and whether each width's final val_loss equals alone's bit for bit. On a CPU the
+Prints a line per mode as it ends: the wall seconds, the milliseconds per epoch of all four, the
+speedup over processes, and whether each width's final val_loss equals alone's bit for bit. On a CPU the
 eager loop runs and the CUDA-only modes say so: a rehearsal, not a measurement.
 """
 
@@ -64,7 +64,8 @@ def alone(configs, train_x, val_x) -> tuple[float, list[float]]:
         while state.epoch < config.epochs:
             row = train.train_epoch(state, config, train_x, val_x)
         took = time.perf_counter() - started
-        print(f"     alone: h={config.hidden} {1e3 * took / (config.epochs - 1):.1f} ms per epoch, validation included")
+        print(f"     alone: h={config.hidden} {1e3 * took / (config.epochs - 1):.1f} ms per epoch, validation included",
+              flush=True)
         wall += took
         final.append(row["val_loss"])
     return wall, final
@@ -81,21 +82,24 @@ def one_width(i, data_dir, epochs, threads, barrier, out):
     out.put((i, row["val_loss"]))
 
 
-def processes(data_dir, epochs: int) -> tuple[float, list[float]]:
+def processes(data_dir, epochs: int, wait_s: float = 60.0) -> tuple[float, list[float]]:
     ctx = mp.get_context("spawn")  # a CUDA context does not survive fork
     barrier, out = ctx.Barrier(len(WIDTHS) + 1), ctx.Queue()
     threads = max(1, torch.get_num_threads() // len(WIDTHS))
-    workers = [ctx.Process(target=one_width, args=(i, data_dir, epochs, threads, barrier, out))
+    workers = [ctx.Process(target=one_width, args=(i, data_dir, epochs, threads, barrier, out), daemon=True)
                for i in range(len(WIDTHS))]
-    for w in workers:
-        w.start()
-    barrier.wait(timeout=300)  # every process has its data and graph: the clock starts for all at once
-    started = time.perf_counter()
-    final = dict(out.get(timeout=600) for _ in workers)
-    wall = time.perf_counter() - started
-    for w in workers:
-        w.join()
-    return wall, [final[i] for i in range(len(WIDTHS))]
+    try:
+        for w in workers:
+            w.start()
+        barrier.wait(timeout=wait_s)  # every process has its data and graph: the clock starts for all at once
+        started = time.perf_counter()
+        final = dict(out.get(timeout=wait_s) for _ in workers)  # a process that died raises queue.Empty here
+        wall = time.perf_counter() - started
+        return wall, [final[i] for i in range(len(WIDTHS))]
+    finally:  # none may stay on the card into the next mode's timing
+        for w in workers:
+            w.terminate()
+            w.join(timeout=10)
 
 
 def turns(configs, train_x, val_x) -> tuple[float, list[float]]:
@@ -120,7 +124,13 @@ def val_on_device(model, images, precision) -> torch.Tensor:
 
 
 def streams(configs, train_x, val_x) -> tuple[float, list[float]]:
-    states = [warm_state(c, train_x, val_x) for c in configs]
+    states = []
+    for config in configs:
+        # cuBLAS keeps a workspace per (handle, stream), and every graph is captured on the same
+        # stream: cleared before each capture, each graph records a workspace of its own
+        # (Inductor's cudagraph trees do the same), so replays on four streams do not share one.
+        torch._C._cuda_clearCublasWorkspaces()
+        states.append(warm_state(config, train_x, val_x))
     lanes = [torch.cuda.Stream() for _ in configs]
     torch.cuda.synchronize()
     started = time.perf_counter()
@@ -194,7 +204,7 @@ def main() -> int:
     configs, train_x, val_x = setup(args.data_dir, args.epochs, torch.get_num_threads())
     cuda = train_x.device.type == "cuda"
     print(f"device {torch.cuda.get_device_name() if cuda else 'cpu'}, torch {torch.__version__}, "
-          f"widths {list(WIDTHS)}, {args.epochs - 1} timed epochs each")
+          f"widths {list(WIDTHS)}, {args.epochs - 1} timed epochs each", flush=True)
     runs = {
         "alone": lambda: alone(configs, train_x, val_x),
         "processes": lambda: processes(args.data_dir, args.epochs),
@@ -202,26 +212,29 @@ def main() -> int:
         "streams": lambda: streams(configs, train_x, val_x),
         "one-graph": lambda: one_graph(configs, train_x, val_x),
     }
+    unknown = [m for m in args.modes if m not in runs]
+    if unknown:
+        p.error(f"unknown mode {unknown[0]!r}: choose from {', '.join(runs)}")
     measured = {}
-    for mode in args.modes:
-        if mode not in runs:
-            p.error(f"unknown mode {mode!r}: choose from {', '.join(runs)}")
+    for mode in args.modes:  # each row as soon as it is measured: a run cut short keeps what it had
         if mode in ("streams", "one-graph") and not cuda:
-            print(f"{mode:>10}: needs CUDA")
+            print(f"{mode:>10}: needs CUDA", flush=True)
             continue
         try:
             measured[mode] = runs[mode]()
         except Exception as err:  # one mode failing must not cost the others' numbers
-            print(f"{mode:>10}: failed ({type(err).__name__}: {err})")
-    reference = measured.get("alone", (None, None))[1]
-    base = measured.get("processes", (None,))[0]
-    print(f"{'mode':>10}  {'wall s':>7}  {'ms/epoch of 4':>13}  {'vs processes':>12}  final val_loss = alone's")
-    for mode, (wall, final) in measured.items():
-        per_epoch = 1e3 * wall / (args.epochs - 1)
-        speed = f"{base / wall:.2f}x" if base else "-"
-        same = "-" if reference is None else ("yes" if final == reference else f"no {final}")
-        print(f"{mode:>10}  {wall:7.2f}  {per_epoch:13.1f}  {speed:>12}  {same}")
+            print(f"{mode:>10}: failed ({type(err).__name__}: {err})", flush=True)
+            continue
+        print(row(mode, *measured[mode], args.epochs - 1, measured), flush=True)
     return 0
+
+
+def row(mode: str, wall: float, final: list[float], epochs: int, measured: dict) -> str:
+    """wall s, ms per epoch of all four, speedup over processes, and whether the final val_loss is alone's."""
+    base, reference = measured.get("processes", (None,))[0], measured.get("alone", (None, None))[1]
+    speed = f"{base / wall:.2f}x vs processes" if base else "-"
+    same = "-" if reference is None else ("val_loss = alone's" if final == reference else f"val_loss differs: {final}")
+    return f"{mode:>10}: {wall:7.2f} s, {1e3 * wall / epochs:7.1f} ms per epoch of all four, {speed}, {same}"
 
 
 if __name__ == "__main__":

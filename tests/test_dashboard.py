@@ -141,14 +141,14 @@ def browser():
 EPOCHS = 3
 
 
-def trial_workers(session: int) -> list[psutil.Process]:
-    """The trial processes of the driver whose session is `session` (Tune names them so)."""
+def trial_workers(driver: int) -> list[psutil.Process]:
+    """The trial processes of the driver `driver` (Tune names them so): its Ray's workers descend from it."""
     found = []
-    for process in psutil.process_iter(["cmdline"]):
+    for process in psutil.Process(driver).children(recursive=True):
         try:
-            if os.getsid(process.pid) == session and (process.info["cmdline"] or [""])[0].startswith("ray::ImplicitFunc"):
+            if (process.cmdline() or [""])[0].startswith("ray::ImplicitFunc"):
                 found.append(process)
-        except (ProcessLookupError, psutil.Error):
+        except psutil.Error:
             pass
     return found
 

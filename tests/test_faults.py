@@ -336,7 +336,7 @@ def test_an_experiment_state_cut_short_is_set_aside(tmp_path):
     assert "experiment_state-2026-01-01_00-00-00.json: JSONDecodeError" in plan.tune_state(tmp_path)[0]
 
 
-# The chaos test: the whole process group SIGKILLed at seeded random points, a resume after each.
+# The chaos test: the driver and its Ray SIGKILLed at seeded random points, a resume after each.
 CHAOS_SEED = 29
 SEARCH_EPOCHS = 12
 SEARCH = ["--grid", "smoke", "--hidden", "64", "--epochs", str(SEARCH_EPOCHS), "--batch-size", "50",
@@ -349,7 +349,7 @@ def epochs_done(folder: Path) -> int:
 
 
 def kill_at(driver: subprocess.Popen, folder: Path, progress: int) -> None:
-    """SIGKILL the driver's whole process group once `progress` epochs are done (a lost machine)."""
+    """SIGKILL the driver and every process of its Ray once `progress` epochs are done (a lost machine)."""
     try:
         wait_for(lambda: epochs_done(folder) >= progress or driver.poll() is not None, f"{progress} epochs")
         assert driver.poll() is None, "the sweep ended before the kill: " + driver.communicate()[1][-2000:]

@@ -77,10 +77,10 @@ def test_a_trial_grows_at_its_checkpoint_once_the_other_ended(two_cpus):
 
 @pytest.mark.parametrize("why", ["a trial waits", "more trials to come", "its last epoch", "fixed CPUs",
                                  "another node", "one not reported yet", "Ray has none free", "little work left",
-                                 "a GPU trial"])
+                                 "a trial on a GPU"])
 def test_no_trial_grows_while_others_wait_or_when_fixed(two_cpus, why):
     two_cpus["n"] = 0.0 if why == "Ray has none free" else 1.0
-    a = FakeTrial("a", node="elsewhere" if why == "another node" else "n", gpus=0.25 if why == "a GPU trial" else 0.0)
+    a = FakeTrial("a", node="elsewhere" if why == "another node" else "n", gpus=0.25 if why == "a trial on a GPU" else 0.0)
     trials = [a, FakeTrial("b", status=Trial.PENDING)] if why == "a trial waits" else [a]
     if why == "one not reported yet":  # running, no result yet: its node unknown, its CPU counted here
         trials.append(FakeTrial("c"))
@@ -89,8 +89,17 @@ def test_no_trial_grows_while_others_wait_or_when_fixed(two_cpus, why):
     controller = FakeController(trials, finished=why != "more trials to come")
     epoch = 10 if why == "its last epoch" else 4
     seconds = hand_on.MIN_WORK_LEFT_S / 7 if why == "little work left" else 10.0  # 6 epochs left: just under it
-    assert scheduler.on_trial_result(controller, a, {**result(epoch, epoch_time_s=seconds),
+    device = "cuda:0" if why == "a trial on a GPU" else "cpu"
+    assert scheduler.on_trial_result(controller, a, {**result(epoch, epoch_time_s=seconds), "device": device,
                                                      "node_id": a.last_result["node_id"]}) == TrialScheduler.CONTINUE
+
+
+def test_a_trial_with_a_gpu_share_that_trains_on_the_cpu_grows(two_cpus):
+    """A GPU share on a node without CUDA: the trial falls back to the CPU, where threads count."""
+    two_cpus["n"] = 1.0
+    a = FakeTrial("a", gpus=0.5)
+    assert hand_on.HandOnCores().on_trial_result(FakeController([a]), a, {**result(4), "device": "cpu"}) \
+        == TrialScheduler.PAUSE
 
 
 def test_one_trial_at_a_time_between_its_pause_and_its_restart(monkeypatch):

@@ -1,12 +1,12 @@
 """The contract with Ray Tune's undocumented parts (tune_ae/ray_internals.py).
 
 Each test names the part it checks; a failure after a Ray upgrade says which use to re-read
-in the new Ray before changing CHECKED_WITH. The last test runs a real (tiny) fit.
+in the new Ray before changing CHECKED_WITH. The tests that take `fitted` share a real (tiny) fit.
 """
 
 import inspect
-import os
 import json
+import os
 import signal
 
 import pytest
@@ -165,9 +165,9 @@ def test_a_trials_folder_on_the_storage_path_is_named_as_its_working_folder(ray_
     assert grid[0].metrics["folder"] == stored, "a trial can no longer find its folder on the storage path by name"
 
 
-def test_the_embedded_rays_processes_start_in_sessions_of_their_own():
+def test_the_embedded_rays_processes_start_in_sessions_of_their_own(monkeypatch):
     """A stop signal to the driver's process group must not reach the GCS or the raylet."""
-    from ray._private import services
+    from ray._private import services, utils
 
     plain = services.ConsolePopen
     assert "ConsolePopen(" in inspect.getsource(services.start_ray_process)  # how ray.init spawns each one
@@ -179,3 +179,7 @@ def test_the_embedded_rays_processes_start_in_sessions_of_their_own():
         child.kill()
         child.wait()
     assert services.ConsolePopen is plain
+    # Without the kernel's fate-sharing Ray's reaper kills its own group: the daemons stay in it.
+    monkeypatch.setattr(utils, "detect_fate_sharing_support", lambda: False)
+    with ray_internals.daemons_in_own_sessions():
+        assert services.ConsolePopen is plain

@@ -86,7 +86,7 @@ def test_console_entry_point_is_installed():
 # What Ray Tune does not document, by name: used in tune_ae/ray_internals.py and nowhere else,
 # so that an upgrade of Ray re-checks one module (tests/test_ray_internals.py). Read from the
 # code (attributes and string literals), not from comments and docstrings, which may name them.
-INTERNAL_ATTRIBUTES = {"_local_tuner", "run_metadata", "update_resources", "SIGUSR1"}
+INTERNAL_ATTRIBUTES = {"_local_tuner", "run_metadata", "update_resources", "SIGUSR1", "ConsolePopen"}
 INTERNAL_STRINGS = ("trial_data", "checkpoint_manager", "experiment_state", "RAY_AIR_NEW_OUTPUT",
                     "TUNE_DISABLE_SIGINT_HANDLER", "RAY_DISABLE_FAILURE_SIGNAL_HANDLER")
 TUNE_FILES = {"params.json", "result.json", "error.txt"}

@@ -22,12 +22,6 @@ def test_trial_resources_share_the_connected_cluster(ray_session, tmp_path):
     assert tuner.trial_resources(settings(tmp_path, "a", gpus_per_trial=0.0), 1) == {"cpu": 2.0, "gpu": 0.0}
 
 
-def test_only_cpu_trials_under_auto_look_for_freed_cores(tmp_path):
-    assert tuner.hands_on_cores(settings(tmp_path, "a"), {"cpu": 2.0, "gpu": 0.0})
-    assert not tuner.hands_on_cores(settings(tmp_path, "a"), {"cpu": 4.0, "gpu": 0.25})
-    assert not tuner.hands_on_cores(settings(tmp_path, "a", cpus_per_trial=1), {"cpu": 1.0, "gpu": 0.0})
-
-
 def test_quarter_gpus_run_four_trials_concurrently_on_cpu(quarter_gpu_study):
     """The shared sweep (conftest.quarter_gpu_study): 8 trials, 0.5 CPU and 0.25 of the logical GPU each."""
     trials = results.load_trials(quarter_gpu_study)

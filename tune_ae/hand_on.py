@@ -47,13 +47,19 @@ def work_left_s(trial, result) -> float:
     return (trial.config["epochs"] - result.get("epoch", 0)) * float(result.get("epoch_time_s") or 0.0)
 
 
+def on_gpu(result) -> bool:
+    """Whether the trial trains on a GPU (the device it reports): host threads only launch its work
+    on the card, so more of them do not speed it."""
+    return not str(result.get("device", "cpu")).startswith("cpu")
+
+
 class HandOnCores(TrialScheduler):
     """Wraps the sweep's scheduler (FIFO or ASHA); its decisions stand, and a trial that would
     continue after a result with a checkpoint, with at least MIN_WORK_LEFT_S of epochs left, is
-    paused to restart with more CPUs when allocation.more_threads gives it some. A trial with a
-    GPU share never grows (its host threads only launch work on the card; a restart would cost a
-    new worker, a CUDA context and a graph capture for nothing). `enabled` is False for a fixed
-    --cpus-per-trial."""
+    paused to restart with more CPUs when allocation.more_threads gives it some. A trial that
+    trains on a GPU never grows (its host threads only launch work on the card; a restart would
+    cost a new worker, a CUDA context and a graph capture for nothing); one given a GPU share on a
+    node without CUDA trains on the CPU, and does. `enabled` is False for a fixed --cpus-per-trial."""
 
     def __init__(self, base: TrialScheduler | None = None, enabled: bool = True):
         super().__init__()
@@ -87,8 +93,8 @@ class HandOnCores(TrialScheduler):
         decision = self.base.on_trial_result(tune_controller, trial, result)
         if decision != TrialScheduler.CONTINUE or not self.enabled or not self.at_checkpoint(trial, result):
             return decision
-        if self.resources(trial)["gpu"] > 0 or work_left_s(trial, result) < MIN_WORK_LEFT_S:
-            return decision  # a GPU trial's epoch is one graph replay on the card: threads do not speed it
+        if on_gpu(result) or work_left_s(trial, result) < MIN_WORK_LEFT_S:
+            return decision
         more = self.more_cpus(tune_controller, trial, result)
         if more is None:
             return decision

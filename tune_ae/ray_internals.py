@@ -203,11 +203,17 @@ EMBEDDED_SYSTEM_CONFIG = {"prestart_worker_first_driver": False}
 # In a session of its own a daemon gets no signal meant for the driver's group or terminal;
 # ray.shutdown still stops it by its pid, and it still dies with the driver (Ray's fate-sharing
 # is prctl(PR_SET_PDEATHSIG), not the group).
+# Only where the kernel fate-shares (Linux): elsewhere Ray starts a reaper that stops the daemons
+# by killing its own process group when the driver dies, which a session of its own would defeat.
 @contextlib.contextmanager
 def daemons_in_own_sessions():
-    """While Ray starts: every process ray.init spawns leads a new session (setsid)."""
-    from ray._private import services
+    """While Ray starts: every process ray.init spawns leads a new session (setsid), where the
+    kernel ends it with the driver; elsewhere Ray's processes start as Ray starts them."""
+    from ray._private import services, utils
 
+    if not utils.detect_fate_sharing_support():
+        yield
+        return
     plain = services.ConsolePopen
 
     class OwnSession(plain):

@@ -214,7 +214,7 @@ def train_autoencoder(config: dict, data: FashionMNIST, checkpoint_every: int, c
         "trial_started_at": started_at,
         "trial_id": tune.get_context().get_trial_id(),
     }
-    freed = FreedCores(identity["node_id"]) if hand_on else None
+    freed = FreedCores(identity["node_id"]) if hand_on and device.type == "cpu" else None  # see hand_on.on_gpu
     # For the driver's progress lines (callbacks.Progress), in this start's first result only.
     start = {"resumed_from_epoch": resumed_from, **({"set_aside": "; ".join(set_aside)} if set_aside else {})}
     if state.epoch >= trial.epochs and history:  # finished before this start: report its end again, train nothing

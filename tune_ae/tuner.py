@@ -72,18 +72,12 @@ class SampleFolders:
         return f"{folder_name(trial.config)},trial={trial.trial_id}"
 
 
-def hands_on_cores(settings: SweepSettings, resources: dict) -> bool:
-    """Whether trials of `resources` look for freed cores (hand_on.py): under --cpus-per-trial auto,
-    without a GPU share (a CUDA epoch is one graph replay; host threads do not speed it)."""
-    return settings.cpus_per_trial is None and not resources.get("gpu")
-
-
 def wrapped_trainable(settings: SweepSettings, resources: dict, data: FashionMNIST, trainable: Callable):
     # with_parameters puts `data` in the object store once; each trial fetches it from there.
     # `experiment`: where each trial finds its checkpoints (trainable.resume_point).
     fn = tune.with_parameters(trainable, data=data, checkpoint_every=settings.checkpoint_every,
                               cuda_graphs=settings.cuda_graphs, keep_checkpoints=settings.keep_checkpoints,
-                              hand_on=hands_on_cores(settings, resources),
+                              hand_on=settings.cpus_per_trial is None,
                               experiment=storage.experiment_uri(settings.storage_path, settings.name))
     return tune.with_resources(fn, resources)
 
