@@ -37,7 +37,7 @@ step() {  # step NAME LIMIT_S COMMAND...: run, time, keep the output, never hang
   (( rc == 137 )) && pkill -9 -f 'ray/core/src/ray|ray/_private/|ray/dashboard/|ray::' 2>/dev/null
   return 0
 }
-left() { echo $(( DEADLINE - $(date +%s) )); }
+left() { local s=$(( DEADLINE - $(date +%s) )); echo $(( s < 0 ? 0 : s )); }  # seconds of the budget left
 epoch_ms() {  # median epoch time (ms) per hidden size of an experiment
   [ -d "$1" ] && (( $(left) > 20 )) || return 0
   timeout -s KILL 15 $PY -c "import sys; from tune_ae import results; e = results.load_table(sys.argv[1], 'epochs'); \

@@ -111,3 +111,17 @@ def test_the_test_timing_script_takes_only_a_whole_pass_as_a_time():
     for line in ("1 failed, 305 passed in 200.01s (0:03:20)", "300 passed, 6 skipped in 10.00s", "305 passed, 1 xpassed in 9.00s",
                  "==== 2 errors in 3.10s ====", "no tests ran in 0.01s", "Interrupted: 1 error during collection"):
         assert script.whole_pass(line) is None, line
+
+
+def test_the_gpu_script_skips_what_its_budget_cannot_hold(tmp_path):
+    """benchmarks/gpu.sh runs on a lent GPU machine only: here its bash and its budget, every step skipped."""
+    from pathlib import Path
+
+    script = Path(__file__).parent.parent / "benchmarks" / "gpu.sh"
+    done = subprocess.run(["bash", str(script), str(tmp_path / "data"), str(tmp_path / "out")], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "BUDGET_S": "0", "PYTHON": sys.executable})
+    assert done.returncode == 0, done.stderr
+    skipped = [line[3:].split(":")[0] for line in done.stdout.splitlines() if line.startswith("== ")
+               and line.endswith("skipped, 0 s of the budget left")]
+    assert skipped[:4] == ["check", "paper", "alone-512", "bench"] and "cores" in skipped, done.stdout
+    assert "ray 2.60.0" in done.stdout and not list((tmp_path / "out").iterdir())  # versions said, nothing run
