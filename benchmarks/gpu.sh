@@ -2,7 +2,8 @@
 # Every GPU check in one run, each step under a hard limit (a hung CUDA process ignores SIGTERM),
 # all of them within BUDGET_S seconds (default 480: a device call's limit is 600, the kit's setup comes first).
 #   bash benchmarks/gpu.sh DATA_DIR [OUT_DIR]
-# On a lent machine with the device kit:  source .carry/setup.sh && bash benchmarks/gpu.sh .carry/data $OUT
+# On a lent machine with the device kit (what comes back: OUT_DIR.tar.gz, logs and tables without checkpoints):
+#   source .carry/setup.sh && bash benchmarks/gpu.sh .carry/data /tmp/gpu; cp /tmp/gpu.tar.gz $OUT/
 # Steps, most wanted first (a step with too little of the budget left is skipped, and says so):
 #   check       graphed vs eager epochs, a resume on the same card (gpu_check.py)
 #   paper       the paper grid end to end with its report (4 x 0.25 GPU)
@@ -15,8 +16,7 @@
 # EPOCHS=2 shortens every sweep (a rehearsal on a CPU; the paper grid's own 400 otherwise).
 set -uo pipefail
 DATA=${1:?usage: bash benchmarks/gpu.sh DATA_DIR [OUT_DIR]}
-OUT=${2:-gpu-results}
-mkdir -p "$OUT"
+mkdir -p "${2:-gpu-results}" && OUT=$(cd "${2:-gpu-results}" && pwd)  # absolute: the sweeps' storage path
 PY=${PYTHON:-python3}
 PAPER_EPOCHS=${EPOCHS:+--epochs $EPOCHS} SHORT=${EPOCHS:-100}
 export TUNE_AE_NO_DOWNLOAD=1 RAY_AUTH_MODE=${RAY_AUTH_MODE:-disabled} PYTHONUNBUFFERED=1  # a killed step keeps its lines
@@ -48,20 +48,20 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 $PY -c 'import ray, torch; print("python", __import__("sys").version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda, "ray", ray.__version__)'
 nproc
 step check 90 $PY benchmarks/gpu_check.py --data-dir "$DATA"
-TAIL=4 step paper 150 $PY -m tune_ae.run --grid paper $PAPER_EPOCHS --data-dir "$DATA" --storage-path "$PWD/$OUT" --name paper
+TAIL=4 step paper 150 $PY -m tune_ae.run --grid paper $PAPER_EPOCHS --data-dir "$DATA" --storage-path "$OUT" --name paper
 epoch_ms "$OUT/paper"
 TAIL=3 step alone-512 60 $PY -m tune_ae.run --grid paper --hidden 512 --epochs "$SHORT" --data-dir "$DATA" \
-    --storage-path "$PWD/$OUT" --name alone --no-report
+    --storage-path "$OUT" --name alone --no-report
 epoch_ms "$OUT/alone"
 step bench 120 $PY -m tune_ae.bench --data-dir "$DATA" --epochs 3 --no-ray --json "$OUT/bench.json"
 TAIL=3 step serial 120 $PY -m tune_ae.run --grid paper --epochs "$SHORT" --gpus-per-trial 1 --data-dir "$DATA" \
-    --storage-path "$PWD/$OUT" --name serial --no-report
+    --storage-path "$OUT" --name serial --no-report
 epoch_ms "$OUT/serial"
 if command -v nvidia-cuda-mps-control > /dev/null && (( $(left) > 60 )); then  # the paper grid again, its four processes as MPS clients
   export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log
   mkdir -p $CUDA_MPS_PIPE_DIRECTORY $CUDA_MPS_LOG_DIRECTORY
   if timeout -s KILL 10 nvidia-cuda-mps-control -d; then
-    TAIL=3 step paper-mps 120 $PY -m tune_ae.run --grid paper $PAPER_EPOCHS --data-dir "$DATA" --storage-path "$PWD/$OUT" \
+    TAIL=3 step paper-mps 120 $PY -m tune_ae.run --grid paper $PAPER_EPOCHS --data-dir "$DATA" --storage-path "$OUT" \
         --name paper-mps --no-report
     epoch_ms "$OUT/paper-mps"
     echo quit | timeout -s KILL 10 nvidia-cuda-mps-control
@@ -73,3 +73,6 @@ fi
 step one-process 90 $PY benchmarks/one_process.py --data-dir "$DATA" --epochs "$SHORT"
 TAIL=8 CUDA_VISIBLE_DEVICES= step cores 240 $PY benchmarks/cores.py --data-dir "$DATA" --sweeps paper --paper-epochs "${EPOCHS:-40}"
 echo "== done, $(left) s of the budget left"
+# One archive of the logs and tables beside OUT_DIR (a device call returns 8 files at most; checkpoints stay).
+tar -czf "$OUT.tar.gz" --exclude='checkpoint_*' --exclude='*.pt' -C "$(dirname "$OUT")" "$(basename "$OUT")" \
+  && echo "== packed: $OUT.tar.gz ($(du -h "$OUT.tar.gz" | cut -f1))"
