@@ -14,6 +14,7 @@
 #   one-process the four widths in four processes against one process (one_process.py)
 #   cores       the CPU-only paper grid at 40 epochs, auto against 1 CPU per trial (cores.py)
 # EPOCHS=2 shortens every sweep (a rehearsal on a CPU; the paper grid's own 400 otherwise).
+# STEPS="paper alone-512" runs only the steps named (e.g. a second call after a fix).
 set -uo pipefail
 DATA=${1:?usage: bash benchmarks/gpu.sh DATA_DIR [OUT_DIR]}
 mkdir -p "${2:-gpu-results}" && OUT=$(cd "${2:-gpu-results}" && pwd)  # absolute: the sweeps' storage path
@@ -22,8 +23,10 @@ PAPER_EPOCHS=${EPOCHS:+--epochs $EPOCHS} SHORT=${EPOCHS:-100}
 export TUNE_AE_NO_DOWNLOAD=1 RAY_AUTH_MODE=${RAY_AUTH_MODE:-disabled} PYTHONUNBUFFERED=1  # a killed step keeps its lines
 DEADLINE=$(( $(date +%s) + ${BUDGET_S:-480} ))
 
+wanted() { [ -z "${STEPS:-}" ] || [[ " $STEPS " == *" $1 "* ]]; }
 step() {  # step NAME LIMIT_S COMMAND...: run, time, keep the output, never hang, never pass the deadline
   local name=$1 limit=$2; shift 2
+  wanted "$name" || return 0
   local left=$(left)
   (( left < limit )) && limit=$left
   if (( limit < 20 )); then printf '== %s: skipped, %d s of the budget left\n' "$name" "$left"; return; fi
@@ -57,7 +60,7 @@ step bench 120 $PY -m tune_ae.bench --data-dir "$DATA" --epochs 3 --no-ray --jso
 TAIL=3 step serial 120 $PY -m tune_ae.run --grid paper --epochs "$SHORT" --gpus-per-trial 1 --data-dir "$DATA" \
     --storage-path "$OUT" --name serial --no-report
 epoch_ms "$OUT/serial"
-if command -v nvidia-cuda-mps-control > /dev/null && (( $(left) > 60 )); then  # the paper grid again, its four processes as MPS clients
+if wanted paper-mps && command -v nvidia-cuda-mps-control > /dev/null && (( $(left) > 60 )); then  # the paper grid again, its four processes as MPS clients
   export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log
   mkdir -p $CUDA_MPS_PIPE_DIRECTORY $CUDA_MPS_LOG_DIRECTORY
   if timeout -s KILL 10 nvidia-cuda-mps-control -d; then

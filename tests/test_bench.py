@@ -125,3 +125,7 @@ def test_the_gpu_script_skips_what_its_budget_cannot_hold(tmp_path):
                and line.endswith("skipped, 0 s of the budget left")]
     assert skipped[:4] == ["check", "paper", "alone-512", "bench"] and "cores" in skipped, done.stdout
     assert "ray 2.60.0" in done.stdout and not list((tmp_path / "out").iterdir())  # versions said, nothing run
+    only = subprocess.run(["bash", str(script), str(tmp_path / "data"), str(tmp_path / "out")], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "BUDGET_S": "0", "PYTHON": sys.executable,
+                                                       "STEPS": "paper cores"})
+    assert [line[3:].split(":")[0] for line in only.stdout.splitlines() if "skipped" in line] == ["paper", "cores"]
