@@ -111,18 +111,6 @@ def turns(configs, train_x, val_x) -> tuple[float, list[float]]:
     return time.perf_counter() - started, [r["val_loss"] for r in rows]
 
 
-@torch.inference_mode()
-def val_on_device(model, images, precision) -> torch.Tensor:
-    """train.evaluate's arithmetic, left on the device (no sync)."""
-    model.eval()
-    total = torch.zeros((), dtype=torch.float64, device=images.device)
-    with train.autocast(images.device, precision):
-        for chunk in images.split(train.VAL_CHUNK):
-            total += torch.nn.functional.mse_loss(model(chunk).float(), chunk, reduction="sum").double()
-    model.train()
-    return total / images.numel()
-
-
 def streams(configs, train_x, val_x) -> tuple[float, list[float]]:
     states = []
     for config in configs:
@@ -142,7 +130,7 @@ def streams(configs, train_x, val_x) -> tuple[float, list[float]]:
             with torch.cuda.stream(lane):
                 order = torch.randperm(len(train_x), generator=state.shuffle, device=train_x.device)
                 state.graph.replay(order)
-                vals.append(val_on_device(state.model, val_x, config.precision))
+                vals.append(train.validation_loss(state.model, val_x, config.precision))
         for lane in lanes:
             main.wait_stream(lane)
         final = [float(v) for v in vals]  # the one sync of the epoch
@@ -157,14 +145,7 @@ class FourInOneGraph:
         self.orders = [torch.arange(n, device=train_x.device) for _ in states]
         self.sums = [torch.zeros((), device=train_x.device) for _ in states]
         for state, config, order, loss_sum in zip(states, configs, self.orders, self.sums):
-            saved = cuda_graph.snapshot(state)
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):
-                for _ in range(cuda_graph.WARMUP_STEPS):
-                    train.epoch_steps(state, config, train_x, order[: config.batch_size], loss_sum, cache_casts=False)
-            torch.cuda.current_stream().wait_stream(side)
-            cuda_graph.restore(state, saved)
+            cuda_graph.warm_up(state, config, train_x, order, loss_sum, train.epoch_steps)
         self.graph = torch.cuda.CUDAGraph()
         for state in states:
             self.graph.register_generator_state(state.dropout)
@@ -188,7 +169,7 @@ def one_graph(configs, train_x, val_x) -> tuple[float, list[float]]:
         for state, order in zip(states, fused.orders):
             order.copy_(torch.randperm(len(train_x), generator=state.shuffle, device=train_x.device))
         fused.graph.replay()
-        vals = [val_on_device(s.model, val_x, c.precision) for s, c in zip(states, configs)]
+        vals = [train.validation_loss(s.model, val_x, c.precision) for s, c in zip(states, configs)]
         final = [float(v) for v in vals]
     return time.perf_counter() - started, final
 

@@ -60,32 +60,21 @@ def logged_epochs(folder: Path) -> int:
     return sum(len(p.read_text().splitlines()) for p in folder.glob("*/" + results.EPOCHS_LOG))
 
 
-def stop(driver: subprocess.Popen, sig: int, at_epoch: int, folder: Path, then: int | None = None,
-         group: bool = False) -> tuple[int, str, str]:
-    """Send `sig` to the driver once `at_epoch` epochs are logged (and `then` 0.2 s later, while
-    Tune stops: e.g. a person pressing Ctrl-C); returns (exit code, stdout, stderr). With `group`,
-    to the driver's whole process group, as a shell, a terminal or `timeout` signals a job.
-
-    SIGKILL stands for a lost machine: the driver and every process of its Ray (trial workers
-    included, which would otherwise write a checkpoint or two more) die at once. Either way,
-    nothing of that Ray is left writing when this returns.
-    """
+def stop(driver: subprocess.Popen, sig: int, at_epoch: int, folder: Path, then: int | None = None
+         ) -> tuple[int, str, str]:
+    """Send `sig` to the driver's process group, as a shell, a terminal or `timeout` signals a job,
+    once `at_epoch` epochs are logged (and `then` 0.2 s later, while Tune stops: e.g. a person
+    pressing Ctrl-C); returns (exit code, stdout, stderr). Nothing of that Ray is left writing
+    when this returns."""
     family = []
     try:
         wait_for(lambda: logged_epochs(folder) >= at_epoch or driver.poll() is not None, f"epoch {at_epoch}")
         assert driver.poll() is None, "the sweep ended before the signal: " + driver.communicate()[1][-2000:]
         family = psutil.Process(driver.pid).children(recursive=True)
-        send = (lambda signum: os.killpg(driver.pid, signum)) if group else driver.send_signal
-        send(sig)
+        os.killpg(driver.pid, sig)
         if then is not None:
             time.sleep(0.2)
-            send(then)
-        if sig == signal.SIGKILL:
-            for process in family:
-                try:
-                    process.kill()
-                except psutil.NoSuchProcess:
-                    pass
+            os.killpg(driver.pid, then)
         out, err = driver.communicate(timeout=120)
         return driver.returncode, out, err
     finally:
@@ -139,7 +128,7 @@ def test_sigterm_then_ctrl_c_the_folder_locked_a_resume_with_new_settings_and_a_
     # driver's process group, as `timeout` or a shell sends them: Ray's processes, in sessions
     # of their own, get neither (the group's SIGTERM stopped the GCS, and the driver waited 60 s
     # for it and died with exit 1).
-    code, out, err = stop(driver, signal.SIGTERM, 7, folder, then=signal.SIGINT, group=True)
+    code, out, err = stop(driver, signal.SIGTERM, 7, folder, then=signal.SIGINT)
     command = f"python -m tune_ae.run --resume --name c --storage-path {store}"
     assert code == 143 and "interrupted (SIGTERM)" in err, err[-2000:]
     assert "Traceback" not in err and "KeyboardInterrupt" not in err and "SIGTERM received" not in err, err[-2000:]

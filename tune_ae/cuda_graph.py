@@ -15,7 +15,8 @@ What makes the recording safe:
   warm-up steps run on the real model and are then undone in place (parameters, optimizer
   state and dropout generator restored), so building the graph never changes the run.
 
-Only train.py imports this module (it passes its step function in), and only for a CUDA-graph run on CUDA.
+Only train.py imports this module in the library (it passes its step function in), and only for a
+CUDA-graph run on CUDA; benchmarks/one_process.py records several runs in one graph with its parts.
 """
 
 from __future__ import annotations
@@ -34,16 +35,7 @@ class GraphedEpoch:
         """Record `epoch_steps(state, config, train_x, order, loss_sum, cache_casts)` (train.py's)."""
         self.order = torch.arange(len(train_x), device=train_x.device)  # filled before each replay
         self.loss_sum = torch.zeros((), device=train_x.device)
-        saved = snapshot(state)
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            for _ in range(WARMUP_STEPS):
-                # One minibatch per warm-up step: `order` is walked in batch_size slices.
-                epoch_steps(state, config, train_x, self.order[: config.batch_size], self.loss_sum, cache_casts=False)
-        torch.cuda.current_stream().wait_stream(side)
-        restore(state, saved)
-
+        warm_up(state, config, train_x, self.order, self.loss_sum, epoch_steps)
         self.graph = torch.cuda.CUDAGraph()
         self.graph.register_generator_state(state.dropout)
         state.optimizer.zero_grad(set_to_none=True)
@@ -56,6 +48,21 @@ class GraphedEpoch:
         self.order.copy_(order)
         self.graph.replay()
         return self.loss_sum
+
+
+def warm_up(state, config: TrialConfig, train_x: torch.Tensor, order: torch.Tensor, loss_sum: torch.Tensor,
+            epoch_steps: Callable) -> None:
+    """WARMUP_STEPS eager steps on a side stream (cuBLAS handles and the optimizer's state come
+    to exist), then undone in place: the run is where it was, ready to be recorded."""
+    saved = snapshot(state)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(WARMUP_STEPS):
+            # One minibatch per warm-up step: `order` is walked in batch_size slices.
+            epoch_steps(state, config, train_x, order[: config.batch_size], loss_sum, cache_casts=False)
+    torch.cuda.current_stream().wait_stream(side)
+    restore(state, saved)
 
 
 def snapshot(state) -> dict:

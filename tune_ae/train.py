@@ -112,8 +112,9 @@ def autocast(device: torch.device, precision: str, cache_casts: bool = True):
 
 
 @torch.inference_mode()
-def evaluate(model: Autoencoder, images: torch.Tensor, precision: str = "fp32") -> float:
-    """Mean squared error per pixel over `images` (N, 784), dropout off."""
+def validation_loss(model: Autoencoder, images: torch.Tensor, precision: str = "fp32") -> torch.Tensor:
+    """Mean squared error per pixel over `images` (N, 784), dropout off, as a float64 tensor on
+    their device: reading it is the caller's one sync."""
     was_training = model.training
     model.eval()
     total = torch.zeros((), dtype=torch.float64, device=images.device)
@@ -121,7 +122,12 @@ def evaluate(model: Autoencoder, images: torch.Tensor, precision: str = "fp32") 
         for chunk in images.split(VAL_CHUNK):
             total += F.mse_loss(model(chunk).float(), chunk, reduction="sum").double()
     model.train(was_training)
-    return float(total / images.numel())
+    return total / images.numel()
+
+
+def evaluate(model: Autoencoder, images: torch.Tensor, precision: str = "fp32") -> float:
+    """validation_loss, read."""
+    return float(validation_loss(model, images, precision))
 
 
 def epoch_steps(state: TrainState, config: TrialConfig, train_x: torch.Tensor, order: torch.Tensor,
