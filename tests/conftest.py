@@ -192,15 +192,15 @@ def end_session(pid: int) -> None:
         family = psutil.Process(pid).children(recursive=True)
     except psutil.NoSuchProcess:
         family = []
-    for process in reversed(family):  # the deepest first: no worker outlives its raylet to write more
+    try:  # the driver first: killed after its Ray, it could notice and exit on its own (1, not -9)
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    for process in family:
         try:
             process.kill()
         except psutil.NoSuchProcess:
             pass
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def run_cli(*args: str, env: dict | None = None, timeout: float = 300, **popen):
